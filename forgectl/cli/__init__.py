@@ -1,0 +1,1 @@
+"""The command line: click wiring only (options, help, choosing a renderer)."""

@@ -1,0 +1,120 @@
+"""The application object: built by the root group, passed to every command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..constants import ENV_DEBUG, ENV_TOKEN
+from ..errors import ExitCode, ForgeError
+
+if TYPE_CHECKING:
+    from ..diagnostics import Diagnostics
+    from ..output.base import Renderer
+    from ..settings import Settings
+    from ..stream import StreamOptions
+
+
+@dataclass
+class Application:
+    verbose: int = 0
+    debug: bool = False
+    connection: dict[str, Any] = field(default_factory=dict)
+    _settings: Settings | None = None
+    _diag: Diagnostics | None = None
+
+    def override(self, values: dict[str, Any]) -> None:
+        """Connection options given after the subcommand win over the root's."""
+        for key, value in values.items():
+            if value is not None:
+                self.connection[key] = value
+
+    @property
+    def diag(self) -> Diagnostics:
+        if self._diag is None:
+            from ..diagnostics import Diagnostics, stderr_emitter
+
+            self._diag = Diagnostics(stderr_emitter(), verbose=self.verbose)
+        return self._diag
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from ..settings import resolve
+
+            conn = self.connection
+            token = conn.get("token")
+            from_env = bool(token) and token == os.environ.get(ENV_TOKEN)
+            self._settings = resolve(
+                server=conn.get("server"),
+                token=token,
+                token_from_env=from_env,
+                api=conn.get("api"),
+                cacert=conn.get("cacert"),
+                insecure=bool(conn.get("insecure")),
+                profile=conn.get("profile"),
+                diag=self.diag,
+            )
+            self.diag.add_secret(self._settings.token)
+        return self._settings
+
+    def stream_options(self, kwargs: dict[str, Any]) -> StreamOptions:
+        from ..stream import StreamOptions
+
+        return StreamOptions(
+            reconnect=not kwargs.get("no_reconnect", False),
+            retry_for=kwargs.get("retry_for"),
+            ping_interval=kwargs["ping_interval"],
+            stale_timeout=kwargs["stale_timeout"],
+            settle=kwargs["settle"],
+        )
+
+    def output_mode(self, requested: str | None) -> str:
+        if requested:
+            return requested
+        try:
+            return "pretty" if sys.stdout.isatty() else "json"
+        except (AttributeError, ValueError):
+            return "json"
+
+    def renderer(self, mode: str, color: str, **pretty: Any) -> Renderer:
+        if mode == "json":
+            from ..output.jsonl import JsonLinesRenderer
+
+            return JsonLinesRenderer()
+        if mode == "raw":
+            from ..output.raw import RawRenderer
+
+            return RawRenderer(timestamps=bool(pretty.get("timestamps")))
+        from ..output.pretty import PrettyRenderer
+
+        return PrettyRenderer(color=color, **pretty)
+
+    def fail(self, error: ForgeError) -> int:
+        from ..urls import redact
+
+        secrets = self._diag.secrets if self._diag is not None else ()
+        message = redact(str(error), *secrets, self.connection.get("token"))
+        _stderr(f"forgectl: error: {message}")
+        return int(error.exit_code)
+
+
+def _stderr(line: str) -> None:
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def debug_enabled(app: Application | None) -> bool:
+    return bool(app and app.debug) or bool(os.environ.get(ENV_DEBUG))
+
+
+pass_app = click.make_pass_decorator(Application, ensure=True)
+
+__all__ = ["Application", "ExitCode", "pass_app"]

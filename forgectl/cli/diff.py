@@ -1,0 +1,57 @@
+"""forgectl diff: the live git diff of a task attempt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .app import Application, pass_app
+from .options import CONNECTION_OPTIONS, connection_options, output_options, stream_options
+
+
+@click.command(
+    "diff",
+    epilog="""\b
+Examples:
+  forgectl diff 8c1e...
+  forgectl diff 8c1e... --json | jq -r .diff | git apply --stat
+  forgectl diff 8c1e... --follow --stat""",
+)
+@click.argument("attempt_id", metavar="ATTEMPT_ID")
+@click.option("--follow", "-f", is_flag=True, help="Print every update, not just the current diff.")
+@click.option(
+    "--stat",
+    is_flag=True,
+    help="Summary only (file names and counts; asks the server for no contents).",
+)
+@click.option("--name-only", is_flag=True, help="Only the names of changed files (pretty output).")
+@output_options
+@stream_options
+@connection_options(root=False)
+@pass_app
+def diff(
+    app: Application,
+    /,
+    attempt_id: str,
+    follow: bool,
+    stat: bool,
+    name_only: bool,
+    output: str | None,
+    color: str,
+    **kwargs: Any,
+) -> None:
+    """Print the git diff of a task attempt.
+
+    Without --follow, prints the diff as it stands (the first diff_update) and
+    exits; with --follow, prints every update until interrupted.
+    """
+    from ..dialects.base import StreamRequest
+    from .runner import run
+    from .streaming import follow as follow_stream
+
+    app.override({k: kwargs.pop(k) for k in list(kwargs) if k in CONNECTION_OPTIONS})
+    request = StreamRequest("diff", attempt_id, follow=follow, stats_only=stat)
+    options = app.stream_options(kwargs)
+    renderer = app.renderer(app.output_mode(output), color, stat_only=stat, name_only=name_only)
+    run(app, lambda: follow_stream(app, request, renderer, options, kwargs["open_timeout"]))

@@ -1,0 +1,192 @@
+"""Options shared by several commands, spelled once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ..constants import (
+    DEFAULT_OPEN_TIMEOUT,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_SETTLE,
+    DEFAULT_STALE_TIMEOUT,
+    ENV_API,
+    ENV_CACERT,
+    ENV_PROFILE,
+    ENV_SERVER,
+    ENV_TOKEN,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
+def _apply(func: F, options: list[Callable[[F], F]]) -> F:
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+CONNECTION_OPTIONS = ("server", "token", "api", "profile", "cacert", "insecure")
+
+
+def connection_options(root: bool) -> Callable[[F], F]:
+    """--server, --token, --api, --profile, --cacert, --insecure.
+
+    They work before the subcommand (``forgectl --server URL logs ...``, where the
+    environment variables are read) and after it (``forgectl logs ID --server URL``,
+    where a flag given there wins).
+    """
+
+    def env(name: str) -> dict[str, Any]:
+        if root:
+            return {"envvar": name, "show_envvar": True}
+        return {}
+
+    def shown(text: str, name: str) -> str:
+        return text if root else f"{text} [env var: {name}]"
+
+    def decorate(func: F) -> F:
+        return _apply(
+            func,
+            [
+                click.option(
+                    "--server",
+                    "-s",
+                    metavar="URL",
+                    **env(ENV_SERVER),
+                    help=shown(
+                        "Forge server: http(s):// or ws(s)://host:port "
+                        "(default http://localhost:8887).",
+                        ENV_SERVER,
+                    ),
+                ),
+                click.option(
+                    "--token",
+                    metavar="TOKEN",
+                    **env(ENV_TOKEN),
+                    help=shown(
+                        "API token; else the keyring entry saved by `forgectl login`, "
+                        "else the plain-text file. Prefer the environment variable: "
+                        "a flag shows in process listings.",
+                        ENV_TOKEN,
+                    ),
+                ),
+                click.option(
+                    "--api",
+                    type=click.Choice(["auto", "documented", "forge"]),
+                    **env(ENV_API),
+                    help=shown(
+                        "Server dialect: the documented /ws API, the real server's /api "
+                        "JSON Patch streams, or auto-detect (default).",
+                        ENV_API,
+                    ),
+                ),
+                click.option(
+                    "--profile",
+                    "-p",
+                    metavar="NAME",
+                    **env(ENV_PROFILE),
+                    help=shown("Use a named profile from the config file.", ENV_PROFILE),
+                ),
+                click.option(
+                    "--cacert",
+                    metavar="FILE",
+                    **env(ENV_CACERT),
+                    type=click.Path(exists=True, dir_okay=False),
+                    help=shown("Trust this CA bundle for https/wss (a private CA).", ENV_CACERT),
+                ),
+                click.option(
+                    "--insecure",
+                    is_flag=True,
+                    default=None,
+                    help="Skip TLS certificate verification (prints a warning).",
+                ),
+            ],
+        )
+
+    return decorate
+
+
+def output_options(func: F) -> F:
+    """--json / --pretty and --color."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--json",
+                "output",
+                flag_value="json",
+                help="JSON lines on stdout, one server object per line (default when piped).",
+            ),
+            click.option(
+                "--pretty",
+                "output",
+                flag_value="pretty",
+                help="Human-readable output (default on a terminal).",
+            ),
+            click.option(
+                "--color",
+                type=click.Choice(["auto", "always", "never"]),
+                default="auto",
+                show_default=True,
+                help="Colour in pretty output (NO_COLOR and FORCE_COLOR are honoured).",
+            ),
+        ],
+    )
+
+
+def stream_options(func: F) -> F:
+    """Reconnect and heartbeat settings."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--no-reconnect",
+                is_flag=True,
+                help="Exit (status 3) when an established connection drops, instead of reconnecting.",
+            ),
+            click.option(
+                "--retry-for",
+                type=_POSITIVE,
+                metavar="SECONDS",
+                help="Keep retrying a server that is down for up to this long (first connection "
+                "included; without it a refused first connection fails at once).",
+            ),
+            click.option(
+                "--ping-interval",
+                type=_POSITIVE,
+                default=DEFAULT_PING_INTERVAL,
+                show_default=True,
+                metavar="SECONDS",
+                help="Heartbeat interval.",
+            ),
+            click.option(
+                "--stale-timeout",
+                type=_POSITIVE,
+                default=DEFAULT_STALE_TIMEOUT,
+                show_default=True,
+                metavar="SECONDS",
+                help="Reconnect when nothing arrives for this long (dead peer).",
+            ),
+            click.option(
+                "--open-timeout",
+                type=_POSITIVE,
+                default=DEFAULT_OPEN_TIMEOUT,
+                show_default=True,
+                metavar="SECONDS",
+                help="Give up on a connection handshake after this long.",
+            ),
+            click.option(
+                "--settle",
+                type=_POSITIVE,
+                default=DEFAULT_SETTLE,
+                show_default=True,
+                metavar="SECONDS",
+                help="Without --follow: the backlog is complete once the server is quiet this long.",
+            ),
+        ],
+    )

@@ -1,0 +1,74 @@
+"""The one bridge from click to asyncio, with signals and exit codes.
+
+Ctrl-C and SIGTERM cancel the running command; it closes its socket with a
+normal close and the process exits 130 or 143, without a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import NoReturn
+
+from ..errors import ExitCode, ForgeError
+from ..output.base import OutputClosed
+from .app import Application, _stderr, debug_enabled
+
+
+def run(app: Application, body: Callable[[], Awaitable[int]]) -> NoReturn:
+    """Run ``body`` in an event loop and exit with its status."""
+    code = _run(app, body)
+    with contextlib.suppress(BrokenPipeError, ValueError, OSError):
+        sys.stdout.flush()
+    sys.exit(code)
+
+
+def _run(app: Application, body: Callable[[], Awaitable[int]]) -> int:
+    received: list[int] = []
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_signal(code: int) -> None:
+            if not received:
+                received.append(code)
+                task.cancel()
+
+        for signum, code in (
+            (signal.SIGINT, ExitCode.INTERRUPTED),
+            (signal.SIGTERM, ExitCode.TERMINATED),
+        ):
+            # Not in the main thread (tests) or no signals here: Ctrl-C still ends it.
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, on_signal, int(code))
+        try:
+            return await body()
+        except asyncio.CancelledError:
+            if received:
+                return received[0]
+            raise
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return int(ExitCode.INTERRUPTED)
+    except OutputClosed:
+        return int(ExitCode.OK)
+    except ForgeError as error:
+        if debug_enabled(app):
+            traceback.print_exc()
+        return app.fail(error)
+    except Exception as error:  # a bug: one line, unless debugging
+        if debug_enabled(app):
+            traceback.print_exc()
+        _stderr(
+            f"forgectl: error: unexpected {type(error).__name__}: {error} "
+            "(set FORGECTL_DEBUG=1 for a traceback)"
+        )
+        return int(ExitCode.ERROR)

@@ -1,0 +1,86 @@
+"""Diagnostics: warnings, notes and -v traces, kept off stdout.
+
+The core reports through a :class:`Diagnostics` object so that it never prints by
+itself: the CLI sends the lines to stderr, a library user gets them through the
+``forgectl`` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+from collections.abc import Callable
+
+from .urls import redact
+
+_log = logging.getLogger("forgectl")
+
+
+def _to_logging(level: str, line: str) -> None:
+    _log.log(logging.WARNING if level == "warning" else logging.INFO, line)
+
+
+class Diagnostics:
+    """Where the core says things that are not data.
+
+    ``emit(level, line)`` receives ``level`` in ``note``, ``warning``, ``trace``.
+    Every line passes through :func:`redact` with the known secrets first.
+    """
+
+    def __init__(
+        self,
+        emit: Callable[[str, str], None] | None = None,
+        *,
+        verbose: int = 0,
+        secrets: tuple[str | None, ...] = (),
+    ) -> None:
+        self._emit = emit or _to_logging
+        self.verbose = verbose
+        self.secrets = secrets
+        self.counts: Counter[str] = Counter()
+        self._first: dict[str, str] = {}
+
+    def add_secret(self, secret: str | None) -> None:
+        if secret and secret not in self.secrets:
+            self.secrets = (*self.secrets, secret)
+
+    def _say(self, level: str, line: str) -> None:
+        self._emit(level, redact(line, *self.secrets))
+
+    def note(self, line: str) -> None:
+        self._say("note", line)
+
+    def warning(self, line: str) -> None:
+        self._say("warning", line)
+
+    def trace(self, line: str, level: int = 1) -> None:
+        if self.verbose >= level:
+            self._say("trace", line)
+
+    def bad_frame(self, kind: str, detail: str) -> None:
+        """Report a bad frame: the first of each kind at once, all in :meth:`summary`."""
+        self.counts[kind] += 1
+        if self.counts[kind] == 1:
+            self._first[kind] = detail
+            self.warning(f"{kind}: {detail} (skipped; later ones are counted)")
+        else:
+            self.trace(f"{kind}: {detail}")
+
+    def summary(self) -> None:
+        """One line per kind of bad frame seen more than once."""
+        for kind, count in self.counts.items():
+            if count > 1:
+                self.warning(f"{kind}: {count} frames skipped in all")
+
+
+def stderr_emitter(prog: str = "forgectl") -> Callable[[str, str], None]:
+    def emit(level: str, line: str) -> None:
+        prefix = "" if level == "note" else f"{level}: " if level == "warning" else "· "
+        try:
+            sys.stderr.write(f"{prog}: {prefix}{line}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+    return emit

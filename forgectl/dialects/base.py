@@ -1,0 +1,109 @@
+"""What a server dialect provides: where each stream lives and how to decode it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from ..events import Event
+
+if TYPE_CHECKING:
+    from ..diagnostics import Diagnostics
+    from ..transport import Endpoint
+
+StreamKind = Literal["logs", "raw", "monitor", "diff"]
+
+
+@dataclass(slots=True)
+class StreamRequest:
+    """What a command (or a library call) wants to follow."""
+
+    kind: StreamKind
+    target: str | None = None  # process id (logs/raw) or attempt id (diff/monitor)
+    follow: bool = False
+    stats_only: bool = False  # diff: counts only, no contents
+    history: bool = False  # monitor: also report processes that already ended
+
+    @property
+    def what(self) -> str:
+        if self.kind in ("logs", "raw"):
+            return f"process {self.target}"
+        if self.kind == "diff":
+            return f"attempt {self.target}"
+        return f"attempt {self.target}" if self.target else "process events"
+
+
+class Decoder:
+    """Turns the frames of one logical stream into events, across reconnects.
+
+    A decoder outlives its connections: the stream driver calls :meth:`connected`
+    after every (re)connect, so the decoder can skip what it already emitted when
+    the server resends its history.
+    """
+
+    #: The stream reached its normal end (finished marker, last diff printed...).
+    done: bool = False
+    #: A clean close (code 1000) from the server means the stream ended.
+    end_on_close: bool = False
+    #: An app-level heartbeat frame to send every ping interval (documented dialect).
+    app_ping: bytes | None = None
+    #: When set, :meth:`quiet` is called once the stream has been silent this long
+    #: after a burst of frames (used to coalesce bursts and to find the end of a
+    #: snapshot). Costs a timer per frame, so fast paths leave it None.
+    quiet_after: float | None = None
+
+    def connected(self) -> None:
+        """A (re)connection opened."""
+
+    def feed(self, frame: bytes | str) -> Iterable[Event]:
+        raise NotImplementedError
+
+    def quiet(self) -> Iterable[Event]:
+        """The stream went quiet after a burst (see :attr:`quiet_after`)."""
+        return ()
+
+    def settled(self) -> Iterable[Event]:
+        """Without --follow: the backlog is complete; emit what is owed and end."""
+        return self.quiet()
+
+
+@dataclass(slots=True)
+class Route:
+    """One stream to open: a WebSocket path, or an SSE path when ``sse`` is true."""
+
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+    sse: bool = False
+
+
+@dataclass(slots=True)
+class Plan:
+    """How a dialect serves one request: the route to open and its decoder."""
+
+    route: Route
+    decoder: Decoder
+    what: str
+
+
+class Dialect:
+    """A server API: the documented ``/ws/...`` one or the real server's ``/api/...``."""
+
+    name: str = ""
+
+    async def plan(self, request: StreamRequest, endpoint: Endpoint, diag: Diagnostics) -> Plan:
+        raise NotImplementedError
+
+    def connected(self, diag: Diagnostics) -> None:
+        """A connection opened (auto-detection settles on the documented dialect)."""
+
+    async def fallback(
+        self,
+        request: StreamRequest,
+        plan: Plan,
+        error: Exception,
+        endpoint: Endpoint,
+        diag: Diagnostics,
+    ) -> Plan | None:
+        """Another plan when ``plan``'s route failed with ``error`` (or None)."""
+        return None

@@ -1,0 +1,613 @@
+"""The real Forge server (``@automagik/forge``): JSON Patch streams under ``/api/...``.
+
+Every stream is translated into the documented event model, so a script sees
+the same JSON whichever server it talks to. The server resends each stream from
+the start on every connection; decoders skip what they already emitted (by entry
+index for logs, by record state for processes, by content for diffs).
+"""
+
+from __future__ import annotations
+
+import zlib
+from array import array
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..errors import NotFoundError
+from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
+from ..urls import segment
+from .base import Decoder, Dialect, Plan, Route, StreamRequest
+from .patch import BadFrame, Frame, ops_of, parse, split
+
+if TYPE_CHECKING:
+    from ..diagnostics import Diagnostics
+    from ..transport import Endpoint
+
+ENTRIES = "/entries/"
+PROCESSES = "/execution_processes"
+
+
+class _PatchDecoder(Decoder):
+    """Shared frame parsing and bad-frame reporting."""
+
+    def __init__(self, diag: Diagnostics) -> None:
+        self.diag = diag
+
+    def feed(self, frame: bytes | str) -> Iterable[Event]:
+        try:
+            parsed = parse(frame)
+            if parsed.finished:
+                self.done = True
+                return self.finish()
+            return self.apply(parsed)
+        except BadFrame as bad:
+            self.diag.bad_frame(bad.kind, bad.detail)
+            return ()
+
+    def apply(self, frame: Frame) -> list[Event]:
+        raise NotImplementedError
+
+    def finish(self) -> list[Event]:
+        return []
+
+    def unknown_path(self, op: str, path: str) -> None:
+        self.diag.bad_frame("JSON Patch op on an unknown path", f"{op} {path}")
+
+
+def _index(rest: str | None) -> int | None:
+    if rest is None or not rest.isdigit():
+        return None
+    return int(rest)
+
+
+class _EntriesDecoder(_PatchDecoder):
+    """Log streams: ``add /entries/<n>``; history resent from 0 on reconnect."""
+
+    def __init__(self, diag: Diagnostics) -> None:
+        super().__init__(diag)
+        self.emitted = 0  # entries 0 .. emitted-1 have been emitted
+
+    def apply(self, frame: Frame) -> list[Event]:
+        out: list[Event] = []
+        for op, path, value in ops_of(frame):
+            index = _index(split(path, ENTRIES))
+            if index is None or op not in ("add", "replace", "remove"):
+                self.unknown_path(op, path)
+                continue
+            if op == "remove":
+                continue
+            if type(value) is not dict:
+                self.diag.bad_frame("unexpected log entry", f"{path}: not an object")
+                continue
+            if index > self.emitted:
+                self.diag.warning(
+                    f"log entries {self.emitted}..{index - 1} never arrived; output has a gap there"
+                )
+            self.entry(index, value, op == "replace", out)
+            if index >= self.emitted:
+                self.emitted = index + 1
+        return out
+
+    def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
+        raise NotImplementedError
+
+
+class ForgeRawDecoder(_EntriesDecoder):
+    """``{"type":"STDOUT"|"STDERR","content":...}`` → the bytes, verbatim."""
+
+    def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
+        if index < self.emitted:
+            return  # already written: raw output is never rewritten
+        content = value.get("content")
+        if type(content) is not str:
+            self.diag.bad_frame("unexpected log entry", f"entry {index}: no text content")
+            return
+        kind = value.get("type")
+        out.append(RawChunk(content.encode(), kind.lower() if type(kind) is str else None))
+
+
+class ForgeRawAsLogsDecoder(ForgeRawDecoder):
+    """Raw output shown as normalized entries (script processes have no normalized
+    stream once finished): one entry per line, stderr lines at level ``warn``."""
+
+    def __init__(self, diag: Diagnostics) -> None:
+        super().__init__(diag)
+        self.partial: dict[str, str] = {}
+
+    def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
+        if index < self.emitted:
+            return
+        content = value.get("content")
+        kind = value.get("type")
+        if type(content) is not str or type(kind) is not str:
+            self.diag.bad_frame("unexpected log entry", f"entry {index}: no text content")
+            return
+        stream = kind.lower()
+        text = self.partial.pop(stream, "") + content
+        lines = text.split("\n")
+        if lines[-1]:
+            self.partial[stream] = lines[-1]
+        for line in lines[:-1]:
+            out.append(_raw_line(line, stream, index))
+
+    def finish(self) -> list[Event]:
+        out: list[Event] = [
+            _raw_line(rest, stream, self.emitted - 1) for stream, rest in self.partial.items()
+        ]
+        self.partial.clear()
+        return out
+
+    def settled(self) -> list[Event]:
+        return self.finish()
+
+
+def _raw_line(line: str, stream: str, index: int) -> LogEntry:
+    return LogEntry(
+        {
+            "level": "warn" if stream == "stderr" else "info",
+            "message": line,
+            "timestamp": None,
+            "source": stream,
+            "metadata": {"entryType": stream.upper(), "index": index},
+        }
+    )
+
+
+#: entry_type.type → (level, source)
+_ENTRY_KINDS: dict[str, tuple[str, str]] = {
+    "user_message": ("info", "user"),
+    "user_feedback": ("info", "user"),
+    "assistant_message": ("info", "assistant"),
+    "system_message": ("info", "system"),
+    "thinking": ("debug", "assistant"),
+    "loading": ("debug", "executor"),
+    "error_message": ("error", "executor"),
+    "next_action": ("info", "executor"),
+    "tool_use": ("info", "tool"),
+}
+_TOOL_LEVELS = {
+    "success": "success",
+    "failed": "error",
+    "denied": "error",
+    "timed_out": "error",
+    "created": "info",
+    "pending_approval": "warn",
+}
+
+
+def normalize_entry(index: int, value: dict[str, Any]) -> dict[str, Any] | None:
+    """A ``NORMALIZED_ENTRY`` as the documented ``{level, message, timestamp, source, metadata}``."""
+    content = value.get("content")
+    if value.get("type") != "NORMALIZED_ENTRY" or type(content) is not dict:
+        return None
+    entry_type = content.get("entry_type")
+    if type(entry_type) is not dict:
+        entry_type = {}
+    kind = entry_type.get("type")
+    kind = kind if type(kind) is str else "unknown"
+    level, source = _ENTRY_KINDS.get(kind, ("info", "executor"))
+    metadata: dict[str, Any] = {"entryType": kind, "index": index}
+    if kind == "tool_use":
+        tool = entry_type.get("tool_name")
+        if type(tool) is str:
+            metadata["toolName"] = tool
+            source = f"tool:{tool}"
+        status = entry_type.get("status")
+        status_name = status.get("status") if type(status) is dict else status
+        if type(status_name) is str:
+            metadata["status"] = status_name
+            level = _TOOL_LEVELS.get(status_name, level)
+        action = entry_type.get("action_type")
+        if type(action) is dict and type(action.get("action")) is str:
+            metadata["action"] = action["action"]
+    elif kind == "error_message":
+        error_type = entry_type.get("error_type")
+        if type(error_type) is dict and type(error_type.get("type")) is str:
+            metadata["errorType"] = error_type["type"]
+    extra = content.get("metadata")
+    if extra is not None:
+        metadata["details"] = extra
+    message = content.get("content")
+    timestamp = content.get("timestamp")
+    return {
+        "level": level,
+        "message": message if type(message) is str else "",
+        "timestamp": timestamp if type(timestamp) is str else None,
+        "source": source,
+        "metadata": metadata,
+    }
+
+
+class ForgeLogsDecoder(_EntriesDecoder):
+    """Normalized entries; a replaced entry is emitted again as a new revision.
+
+    ``metadata.index`` is the entry's position and ``metadata.revision`` counts
+    its versions (0 first). A resent entry identical to the one printed is skipped.
+    """
+
+    def __init__(self, diag: Diagnostics) -> None:
+        super().__init__(diag)
+        self.crcs = array("I")
+        self.revisions: dict[int, int] = {}
+
+    def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
+        doc = normalize_entry(index, value)
+        if doc is None:
+            self.diag.bad_frame("unexpected log entry", f"entry {index}: not a NORMALIZED_ENTRY")
+            return
+        crc = zlib.crc32(orjson.dumps(value))
+        crcs = self.crcs
+        if index < len(crcs):
+            if crcs[index] == crc:
+                return  # resent after a reconnect, unchanged
+            crcs[index] = crc
+            revision = self.revisions.get(index, 0) + 1
+            self.revisions[index] = revision
+            doc["metadata"]["revision"] = revision
+        else:
+            while len(crcs) < index:
+                crcs.append(0)
+            crcs.append(crc)
+            doc["metadata"]["revision"] = 0
+        out.append(LogEntry(doc))
+
+
+# -- processes -------------------------------------------------------------------
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if type(value) is not str or not value:
+        return None
+    text = value.replace("Z", "+00:00")
+    if "." in text:  # nanoseconds: Python keeps microseconds
+        head, _, tail = text.partition(".")
+        digits = "".join(c for c in tail if c.isdigit())
+        zone = tail[len(digits) :]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _executor(record: dict[str, Any]) -> str | None:
+    action = record.get("executor_action")
+    typ = action.get("typ") if type(action) is dict else None
+    if type(typ) is not dict:
+        return None
+    profile = typ.get("executor_profile_id")
+    if type(profile) is dict and type(profile.get("executor")) is str:
+        return str(profile["executor"])
+    for key in ("context", "type"):
+        if type(typ.get(key)) is str:
+            return str(typ[key])
+    return None
+
+
+def _state(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (record.get("status"), record.get("exit_code"), record.get("completed_at"))
+
+
+def process_events(record: dict[str, Any], started: bool, ended: bool) -> list[Event]:
+    """The documented events for a record: started and/or its terminal event."""
+    pid = record.get("id")
+    base = {"processId": pid, "taskAttemptId": record.get("task_attempt_id")}
+    reason = record.get("run_reason")
+    out: list[Event] = []
+    if started:
+        out.append(
+            ProcessEvent(
+                {
+                    "type": "process_started",
+                    **base,
+                    "executor": _executor(record),
+                    "startedAt": record.get("started_at"),
+                    "runReason": reason,
+                }
+            )
+        )
+    if not ended:
+        return out
+    status = record.get("status")
+    exit_code = record.get("exit_code")
+    done_at = record.get("completed_at") or record.get("updated_at")
+    if status == "completed":
+        begin, end = _parse_time(record.get("started_at")), _parse_time(done_at)
+        duration = round((end - begin).total_seconds() * 1000) if begin and end else None
+        out.append(
+            ProcessEvent(
+                {
+                    "type": "process_completed",
+                    **base,
+                    "completedAt": done_at,
+                    "duration": duration,
+                    "exitCode": exit_code,
+                    "runReason": reason,
+                }
+            )
+        )
+    elif status == "failed":
+        code = f"exit code {exit_code}" if exit_code is not None else "no exit code"
+        out.append(
+            ProcessEvent(
+                {
+                    "type": "process_failed",
+                    **base,
+                    "failedAt": done_at,
+                    "error": {
+                        "code": "EXECUTION_ERROR",
+                        "message": f"{reason or 'process'} failed ({code})",
+                    },
+                    "exitCode": exit_code,
+                    "runReason": reason,
+                }
+            )
+        )
+    elif status == "killed":
+        out.append(
+            ProcessEvent(
+                {
+                    "type": "process_stopped",
+                    **base,
+                    "stoppedAt": done_at,
+                    "reason": "killed",
+                    "exitCode": exit_code,
+                    "runReason": reason,
+                }
+            )
+        )
+    return out
+
+
+class ForgeMonitorDecoder(_PatchDecoder):
+    """Execution-process records → process_started / _completed / _failed / _stopped.
+
+    The initial snapshot (the first frame of the attempt stream, or everything the
+    SSE stream replays before it goes quiet) reports processes that are running as
+    ``process_started``; processes that already ended stay silent unless
+    ``history`` is set. After a reconnect the snapshot is compared with what was
+    seen, so only what changed meanwhile is reported.
+    """
+
+    def __init__(self, diag: Diagnostics, *, history: bool, sse: bool, attempt: str | None) -> None:
+        super().__init__(diag)
+        self.history = history
+        self.sse = sse
+        self.attempt = attempt
+        self.known: dict[str, tuple[Any, ...]] = {}
+        self.first = True
+        self.in_snapshot = False
+        self.pending: dict[str, dict[str, Any]] = {}
+        if sse:
+            self.quiet_after = 1.0
+
+    def connected(self) -> None:
+        self.in_snapshot = True
+        self.pending = {}
+
+    def apply(self, frame: Frame) -> list[Event]:
+        out: list[Event] = []
+        for op, path, value in ops_of(frame):
+            if path == PROCESSES and op in ("add", "replace"):
+                if type(value) is not dict:
+                    self.diag.bad_frame("unexpected process snapshot", "not an object")
+                    continue
+                for record in value.values():
+                    self.record(record, out)
+                self.end_snapshot(out)
+                continue
+            pid = split(path, PROCESSES + "/")
+            if pid is None or "/" in pid:
+                if not (self.sse and path.startswith("/tasks")):
+                    self.unknown_path(op, path)
+                continue
+            if op == "remove":
+                self.pending.pop(pid, None)
+                continue  # removals (often of other attempts' ids) say nothing of a run
+            if op in ("add", "replace"):
+                self.record(value, out)
+            else:
+                self.unknown_path(op, path)
+        if not self.sse:
+            self.end_snapshot(out)
+        return out
+
+    def record(self, record: Any, out: list[Event]) -> None:
+        if type(record) is not dict or type(record.get("id")) is not str:
+            self.diag.bad_frame("unexpected process record", "no id")
+            return
+        if self.attempt and record.get("task_attempt_id") != self.attempt:
+            return
+        if self.in_snapshot:
+            self.pending[record["id"]] = record
+        else:
+            self.transition(record, out)
+
+    def end_snapshot(self, out: list[Event]) -> None:
+        if not self.in_snapshot:
+            return
+        self.in_snapshot = False
+        for record in self.pending.values():
+            self.transition(record, out)
+        self.pending = {}
+        self.first = False
+
+    def transition(self, record: dict[str, Any], out: list[Event]) -> None:
+        pid = record["id"]
+        state = _state(record)
+        before = self.known.get(pid)
+        if before == state:
+            return  # identical repeat
+        self.known[pid] = state
+        running = state[0] == "running"
+        was_running = before is not None and before[0] == "running"
+        if before is None:
+            if running:
+                out.extend(process_events(record, True, False))
+            elif not (self.in_snapshot_silence()):
+                out.extend(process_events(record, True, True))
+        elif running and not was_running:
+            out.extend(process_events(record, True, False))
+        elif not running and before[0] != state[0]:
+            out.extend(process_events(record, False, True))
+
+    def in_snapshot_silence(self) -> bool:
+        return self.first and not self.history
+
+    def quiet(self) -> list[Event]:
+        out: list[Event] = []
+        self.end_snapshot(out)
+        return out
+
+
+# -- diffs -----------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class ForgeDiffDecoder(_PatchDecoder):
+    """Keeps the attempt's file map and emits a ``diff_update`` per settled burst.
+
+    The live diff stream has no end-of-snapshot marker: a burst ends when the stream
+    has been quiet for ``quiet_after`` seconds (the initial one can take seconds,
+    while the server runs git). Only files whose entry changed are re-diffed.
+    """
+
+    def __init__(self, diag: Diagnostics, attempt: str, follow: bool) -> None:
+        super().__init__(diag)
+        from ..diffing import DiffState
+
+        self.attempt = attempt
+        self.follow = follow
+        self.state = DiffState()
+        self.changed = True  # the first settle always prints, even an empty diff
+        self.unseen: set[str] = set()
+        self.quiet_after = 0.3
+
+    def connected(self) -> None:
+        self.unseen = set(self.state.paths())
+
+    def apply(self, frame: Frame) -> list[Event]:
+        for op, path, value in ops_of(frame):
+            name = split(path, ENTRIES)
+            if name is None or not name:
+                self.unknown_path(op, path)
+                continue
+            self.unseen.discard(name)
+            if op == "remove":
+                if self.state.remove(name):
+                    self.changed = True
+                continue
+            if op not in ("add", "replace"):
+                self.unknown_path(op, path)
+                continue
+            content = value.get("content") if type(value) is dict else None
+            if type(content) is not dict:
+                self.diag.bad_frame("unexpected diff entry", f"{path}: no content")
+                continue
+            if self.state.set(name, content):
+                self.changed = True
+        return []
+
+    def quiet(self) -> list[Event]:
+        for name in self.unseen:  # gone while we were disconnected
+            if self.state.remove(name):
+                self.changed = True
+        self.unseen = set()
+        if not self.changed:
+            return []
+        self.changed = False
+        state = self.state
+        return [
+            DiffUpdate(
+                {
+                    "type": "diff_update",
+                    "attemptId": self.attempt,
+                    "diff": state.text(),
+                    "filesChanged": state.files_changed,
+                    "insertions": state.insertions,
+                    "deletions": state.deletions,
+                    "timestamp": _now(),
+                }
+            )
+        ]
+
+    def finish(self) -> list[Event]:
+        return self.quiet()
+
+
+class ForgeDialect(Dialect):
+    name = "forge"
+
+    async def plan(self, request: StreamRequest, endpoint: Endpoint, diag: Diagnostics) -> Plan:
+        target = segment(request.target or "")
+        decoder: Decoder
+        if request.kind == "raw":
+            route = Route(f"/api/execution-processes/{target}/raw-logs/ws")
+            decoder = ForgeRawDecoder(diag)
+        elif request.kind == "logs":
+            route = Route(f"/api/execution-processes/{target}/normalized-logs/ws")
+            decoder = ForgeLogsDecoder(diag)
+        elif request.kind == "diff":
+            query = {"stats_only": "true"} if request.stats_only else {}
+            route = Route(f"/api/task-attempts/{target}/diff/ws", query)
+            decoder = ForgeDiffDecoder(diag, request.target or "", request.follow)
+        elif request.target:
+            await self._check_attempt(endpoint, request.target)
+            route = Route("/api/execution-processes/stream/ws", {"task_attempt_id": request.target})
+            decoder = ForgeMonitorDecoder(
+                diag, history=request.history, sse=False, attempt=request.target
+            )
+        else:
+            route = Route("/api/events", sse=True)
+            decoder = ForgeMonitorDecoder(diag, history=request.history, sse=True, attempt=None)
+        return Plan(route, decoder, request.what)
+
+    async def _check_attempt(self, endpoint: Endpoint, attempt: str) -> None:
+        """The process stream answers an unknown attempt with an empty map: ask REST."""
+        from ..rest import get
+
+        status, _, _ = await get(
+            endpoint, f"/api/task-attempts/{segment(attempt)}", what=f"attempt {attempt}"
+        )
+        if status in (400, 404):
+            raise NotFoundError(f"attempt {attempt} not found")
+
+    async def fallback(
+        self,
+        request: StreamRequest,
+        plan: Plan,
+        error: Exception,
+        endpoint: Endpoint,
+        diag: Diagnostics,
+    ) -> Plan | None:
+        if not isinstance(error, NotFoundError) or request.kind != "logs":
+            return None
+        if not isinstance(plan.decoder, ForgeLogsDecoder):
+            return None
+        from ..rest import get_data
+
+        try:
+            record = await get_data(
+                endpoint,
+                f"/api/execution-processes/{segment(request.target or '')}",
+                what=f"process {request.target}",
+            )
+        except NotFoundError:
+            raise NotFoundError(f"process {request.target} not found") from None
+        reason = record.get("run_reason") if isinstance(record, dict) else None
+        diag.note(
+            f"process {request.target} ({reason or 'unknown kind'}) has no normalized "
+            "log stream; showing its raw output as log entries"
+        )
+        return Plan(
+            Route(f"/api/execution-processes/{segment(request.target or '')}/raw-logs/ws"),
+            ForgeRawAsLogsDecoder(diag),
+            plan.what,
+        )

@@ -1,0 +1,82 @@
+"""One exception family, each member carrying the exit code a script sees."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """forgectl's exit statuses. Scripts may rely on every value here."""
+
+    OK = 0
+    ERROR = 1  # unexpected error (a bug: please report it)
+    USAGE = 2  # bad command line or bad input given by the user
+    CONNECT = 3  # cannot connect: server down, DNS, TLS, retries spent
+    AUTH = 4  # authentication required or rejected (HTTP 401/403)
+    NOT_FOUND = 5  # unknown process or attempt (HTTP 404)
+    PROTOCOL = 6  # the server answered, but not as either known dialect
+    INTERRUPTED = 130  # Ctrl-C (SIGINT)
+    TERMINATED = 143  # SIGTERM
+
+
+EXIT_CODE_HELP = (
+    "0 success, 1 unexpected error, 2 usage error, 3 cannot connect, "
+    "4 authentication required or rejected, 5 not found, 6 protocol error, "
+    "130 interrupted (Ctrl-C), 143 terminated (SIGTERM)"
+)
+
+
+class ForgeError(Exception):
+    """Base of every error forgectl reports; ``str()`` is the one-line message."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+    #: True when trying again later may succeed (server down, 5xx, dropped link).
+    retryable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(ForgeError):
+    exit_code = ExitCode.USAGE
+
+
+class ConnectError(ForgeError):
+    """The server could not be reached (refused, DNS, TLS, timeout)."""
+
+    exit_code = ExitCode.CONNECT
+    retryable = True
+
+
+class ServerError(ConnectError):
+    """The server answered the handshake with a 5xx: it may heal."""
+
+
+class StreamLost(ConnectError):
+    """An established stream dropped before its normal end."""
+
+
+class FatalConnectError(ConnectError):
+    """Cannot connect, and retrying cannot help (bad TLS certificate, bad host)."""
+
+    retryable = False
+
+
+class AuthError(ForgeError):
+    exit_code = ExitCode.AUTH
+
+
+class NotFoundError(ForgeError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class ProtocolError(ForgeError):
+    exit_code = ExitCode.PROTOCOL
+
+
+class ConfigError(UsageError):
+    """A config file or profile that cannot be used."""

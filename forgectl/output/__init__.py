@@ -1,0 +1,1 @@
+"""Renderers: the same events as JSON lines, raw text or rich pretty output."""

@@ -1,0 +1,83 @@
+"""What every renderer shares: buffered writes to stdout, flushed when idle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from typing import BinaryIO
+
+from ..events import Event
+
+
+class OutputClosed(Exception):
+    """stdout went away (``| head`` closed the pipe): stop quietly."""
+
+
+class Renderer:
+    """Writes events to a binary stream.
+
+    Lines are buffered and flushed once no further frame is already waiting:
+    a flush is scheduled with ``call_soon`` and runs when the event loop next
+    goes idle, which is when the stream has nothing more buffered. A pipe
+    reader still sees each line at once while the stream is idle.
+    """
+
+    def __init__(self, out: BinaryIO | None = None) -> None:
+        self.out = out if out is not None else sys.stdout.buffer
+        self._write = self.out.write
+        self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def render(self, event: Event) -> None:
+        raise NotImplementedError
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._write(data)
+        except BrokenPipeError:
+            self._closed()
+        except ValueError:  # closed file
+            raise OutputClosed from None
+        if not self._flush_scheduled:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        loop = self._loop
+        if loop is None:
+            try:
+                loop = self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+        self._flush_scheduled = True
+        loop.call_soon(self._idle_flush)
+
+    def _idle_flush(self) -> None:
+        self._flush_scheduled = False
+        # A closed stdout is seen again by the next write, or at close().
+        with contextlib.suppress(OutputClosed):
+            self.flush()
+
+    def flush(self) -> None:
+        try:
+            self.out.flush()
+        except BrokenPipeError:
+            self._closed()
+        except ValueError:
+            raise OutputClosed from None
+
+    def close(self) -> None:
+        """The stream ended: flush what is left."""
+        self.flush()
+
+    def _closed(self) -> None:
+        # Point stdout at /dev/null so the interpreter's own final flush is silent.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.out.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+        raise OutputClosed from None

@@ -1,0 +1,303 @@
+"""Human output for a terminal, through rich.
+
+Server text is untrusted: terminal control characters are escaped before
+printing, and it is never parsed as rich markup.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
+from .base import Renderer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape(text: str) -> str:
+    """Show control characters (ESC, BEL, CR...) as ``\\xNN``, keep tab and newline."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+LEVEL_STYLES = {
+    "debug": "dim",
+    "info": "default",
+    "warn": "yellow",
+    "error": "bold red",
+    "success": "green",
+}
+EVENT_STYLES = {
+    "process_started": ("▶", "cyan"),
+    "process_progress": ("…", "blue"),
+    "process_completed": ("✔", "green"),
+    "process_failed": ("✖", "bold red"),
+    "process_stopped": ("■", "yellow"),
+}
+
+
+def _clock(value: Any) -> str:
+    if isinstance(value, str) and value:
+        try:
+            moment = datetime.fromisoformat(
+                value.replace("Z", "+00:00")[:26] + value[-6:]
+                if False
+                else value.replace("Z", "+00:00")
+            )
+        except ValueError:
+            head = value[11:19]
+            return head if len(head) == 8 else value[:8]
+        return moment.astimezone().strftime("%H:%M:%S")
+    return datetime.now().strftime("%H:%M:%S")
+
+
+def make_console(out: BinaryIO, color: str) -> Console:
+    """A console on ``out``: ``color`` is auto, always or never.
+
+    In auto mode rich itself honours NO_COLOR and FORCE_COLOR.
+    """
+    import io
+
+    from rich.console import Console
+
+    stream = io.TextIOWrapper(out, encoding="utf-8", errors="replace", write_through=True)
+    if color == "always":
+        return Console(file=stream, force_terminal=True, highlight=False, soft_wrap=True)
+    if color == "never":
+        return Console(
+            file=stream, no_color=True, color_system=None, highlight=False, soft_wrap=True
+        )
+    return Console(file=stream, highlight=False, soft_wrap=True)
+
+
+class PrettyRenderer(Renderer):
+    """Log lines coloured by level, events as readable lines, diffs with colour."""
+
+    def __init__(
+        self,
+        out: BinaryIO | None = None,
+        *,
+        color: str = "auto",
+        stat_only: bool = False,
+        name_only: bool = False,
+        timestamps: bool = False,
+    ) -> None:
+        super().__init__(out)
+        self.console = make_console(self.out, color)
+        self.stat_only = stat_only
+        self.name_only = name_only
+        self.timestamps = timestamps
+        self._raw_line_start = True
+
+    def write(self, data: bytes) -> None:  # rich writes through its own file
+        raise NotImplementedError
+
+    def _print(self, text: Text) -> None:
+        try:
+            self.console.print(text)
+        except BrokenPipeError:
+            self._closed()
+
+    def flush(self) -> None:
+        try:
+            self.console.file.flush()
+        except BrokenPipeError:
+            self._closed()
+        except ValueError:
+            pass
+
+    def render(self, event: Event) -> None:
+        if isinstance(event, LogEntry):
+            self._log(event)
+        elif isinstance(event, ProcessEvent):
+            self._process(event)
+        elif isinstance(event, DiffUpdate):
+            self._diff(event)
+        elif isinstance(event, RawChunk):
+            self._raw(event)
+
+    def _log(self, entry: LogEntry) -> None:
+        from rich.text import Text
+
+        level = entry.level
+        style = LEVEL_STYLES.get(level, "default")
+        line = Text()
+        line.append(_clock(entry.timestamp), style="dim")
+        line.append(" ")
+        line.append(f"{level.upper():<7}", style=style)
+        source = entry.source
+        if source:
+            line.append(f" {escape(source)}", style="magenta")
+        meta = entry.metadata or {}
+        if isinstance(meta.get("revision"), int) and meta["revision"] > 0:
+            line.append(" (updated)", style="dim italic")
+        line.append("  ")
+        line.append(
+            escape(entry.message.rstrip("\n")), style=style if level in ("error", "warn") else ""
+        )
+        self._print(line)
+
+    def _process(self, event: ProcessEvent) -> None:
+        from rich.text import Text
+
+        kind = event.type
+        icon, style = EVENT_STYLES.get(kind, ("•", "default"))
+        data = event.to_dict()
+        stamp = (
+            data.get("startedAt")
+            or data.get("completedAt")
+            or data.get("failedAt")
+            or data.get("stoppedAt")
+        )
+        line = Text()
+        line.append(_clock(stamp), style="dim")
+        line.append(f" {icon} ", style=style)
+        line.append(
+            f"{kind.removeprefix('process_') if kind.startswith('process_') else escape(kind):<9}",
+            style=style,
+        )
+        line.append(f" {escape(str(event.process_id or '?'))}", style="bold")
+        details: list[str] = []
+        if kind == "process_progress":
+            line.append("  ")
+            line.append_text(_progress(data.get("progress")))
+        else:
+            for key, label in (("runReason", ""), ("executor", ""), ("taskAttemptId", "attempt ")):
+                if data.get(key):
+                    details.append(f"{label}{data[key]}")
+            if kind == "process_completed":
+                if data.get("exitCode") is not None:
+                    details.append(f"exit {data['exitCode']}")
+                if isinstance(data.get("duration"), (int, float)):
+                    details.append(f"{data['duration'] / 1000:.1f} s")
+            elif kind == "process_failed":
+                error = data.get("error")
+                if isinstance(error, dict) and error.get("message"):
+                    details.append(str(error["message"]))
+                if data.get("exitCode") is not None:
+                    details.append(f"exit {data['exitCode']}")
+            elif kind == "process_stopped" and data.get("reason"):
+                details.append(str(data["reason"]))
+            elif not kind.startswith("process_"):
+                details.append(
+                    ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("type", "processId"))
+                )
+        if details:
+            line.append("  " + escape(" · ".join(details)), style="dim")
+        self._print(line)
+
+    def _diff(self, update: DiffUpdate) -> None:
+        from rich.text import Text
+
+        text = update.diff
+        if not (self.stat_only or self.name_only):
+            for raw in text.splitlines():
+                line = escape(raw)
+                if raw.startswith(
+                    (
+                        "+++",
+                        "---",
+                        "diff --git",
+                        "index ",
+                        "new file",
+                        "deleted file",
+                        "rename ",
+                        "similarity",
+                        "copy ",
+                    )
+                ):
+                    style = "bold"
+                elif raw.startswith("@@"):
+                    style = "cyan"
+                elif raw.startswith("+"):
+                    style = "green"
+                elif raw.startswith("-"):
+                    style = "red"
+                else:
+                    style = ""
+                self._print(Text(line, style=style))
+        files = _files(text)
+        if self.name_only:
+            for name in files:
+                self._print(Text(escape(name)))
+            return
+        summary = Text()
+        n = update.files_changed
+        summary.append(f" {n} file{'s' if n != 1 else ''} changed", style="bold")
+        summary.append(
+            f", {update.insertions} insertion{'s' if update.insertions != 1 else ''}(+)",
+            style="green",
+        )
+        summary.append(
+            f", {update.deletions} deletion{'s' if update.deletions != 1 else ''}(-)", style="red"
+        )
+        if update.timestamp:
+            summary.append(f"  at {_clock(update.timestamp)}", style="dim")
+        self._print(summary)
+
+    def _raw(self, chunk: RawChunk) -> None:
+        from rich.text import Text
+
+        style = "red" if chunk.stream == "stderr" else ""
+        text = escape(chunk.text)
+        if self.timestamps:
+            stamp = datetime.now().strftime("%H:%M:%S.%f")[:-3] + " "
+            parts = text.split("\n")
+            out = []
+            for i, part in enumerate(parts):
+                if i == len(parts) - 1 and not part:
+                    break
+                if self._raw_line_start:
+                    out.append(stamp)
+                out.append(part)
+                if i < len(parts) - 1:
+                    out.append("\n")
+                    self._raw_line_start = True
+                else:
+                    self._raw_line_start = False
+            text = "".join(out)
+        try:
+            self.console.print(Text(text, style=style), end="")
+        except BrokenPipeError:
+            self._closed()
+
+
+def _progress(progress: Any) -> Text:
+    from rich.text import Text
+
+    line = Text()
+    if not isinstance(progress, dict):
+        if isinstance(progress, (int, float)):
+            progress = {"percentage": progress}
+        else:
+            return Text(escape(str(progress)))
+    pct = progress.get("percentage")
+    if isinstance(pct, (int, float)):
+        pct = max(0.0, min(100.0, float(pct)))
+        width = 20
+        filled = round(width * pct / 100)
+        line.append("█" * filled, style="blue")
+        line.append("░" * (width - filled), style="dim")
+        line.append(f" {pct:3.0f}%")
+    for key in ("stage", "message"):
+        if progress.get(key):
+            line.append(f"  {escape(str(progress[key]))}", style="dim" if key == "stage" else "")
+    remaining = progress.get("estimatedRemaining")
+    if isinstance(remaining, (int, float)):
+        line.append(f"  ~{remaining / 1000:.0f} s left", style="dim")
+    return line
+
+
+def _files(diff: str) -> list[str]:
+    names = []
+    for line in diff.splitlines():
+        if line.startswith("diff --git a/"):
+            rest = line[len("diff --git a/") :]
+            half = rest.split(" b/", 1)
+            names.append(half[1] if len(half) == 2 else rest)
+    return names

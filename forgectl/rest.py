@@ -1,0 +1,86 @@
+"""Small HTTP requests (health probe, REST look-ups) through httpx."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from .errors import ForgeError, ProtocolError
+from .transport import Endpoint, connect_error, status_error
+
+if TYPE_CHECKING:
+    import httpx
+
+
+def client(endpoint: Endpoint, timeout: float | None = None) -> httpx.AsyncClient:
+    import httpx
+
+    ctx = endpoint.ssl_context()
+    return httpx.AsyncClient(
+        headers={"Cookie": f"token={endpoint.token}"} if endpoint.token else {},
+        timeout=httpx.Timeout(timeout or endpoint.open_timeout),
+        verify=ctx if ctx is not None else True,
+        trust_env=True,
+    )
+
+
+async def get(
+    endpoint: Endpoint,
+    path: str,
+    query: dict[str, str] | None = None,
+    *,
+    what: str = "resource",
+    timeout: float | None = None,
+) -> tuple[int, str, bytes]:
+    """GET a path; return (status, content type, body). Raises ConnectError."""
+    import httpx
+
+    url = endpoint.server.http_url(path, query)
+    try:
+        async with client(endpoint, timeout) as http:
+            response = await http.get(endpoint.server.http_url(path, endpoint.query(query)))
+            return (
+                response.status_code,
+                response.headers.get("content-type", ""),
+                response.content,
+            )
+    except httpx.TransportError as exc:
+        raise connect_error(url, root_cause(exc)) from None
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The OSError (refused, DNS, TLS) behind an httpx error, or a timeout."""
+    import httpx
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, httpx.TimeoutException):
+        return TimeoutError()
+    return OSError(str(exc) or type(exc).__name__)
+
+
+async def get_data(
+    endpoint: Endpoint,
+    path: str,
+    query: dict[str, str] | None = None,
+    *,
+    what: str = "resource",
+) -> Any:
+    """GET a Forge REST path and unwrap its ``{success, data, ...}`` envelope."""
+    status, ctype, body = await get(endpoint, path, query, what=what)
+    url = endpoint.server.http_url(path, query)
+    if status != 200:
+        raise status_error(url, status, ctype, body, what)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ProtocolError(f"{url}: expected JSON, got {ctype or 'no content type'}") from None
+    if not isinstance(payload, dict) or "data" not in payload:
+        raise ProtocolError(f"{url}: unexpected answer (not a Forge REST envelope)")
+    if payload.get("success") is False:
+        raise ForgeError(f"{url}: {payload.get('message') or 'request failed'}")
+    return payload["data"]

@@ -1,0 +1,374 @@
+"""The stream driver: connect, read frames, keep the link alive, reconnect.
+
+One loop serves every command and every dialect::
+
+    socket → channel.frames() → decoder.feed() → events (→ filters → renderer)
+
+Reconnects follow the spec's strategy (1 s doubling to 30 s, with jitter, reset
+once a connection delivers). The decoder decides what a resent history means,
+so output stays exactly-once across reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .constants import (
+    BACKOFF_INITIAL,
+    BACKOFF_MAX,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_SETTLE,
+    DEFAULT_STALE_TIMEOUT,
+)
+from .errors import ConnectError, ForgeError, StreamLost
+from .events import Event
+
+if TYPE_CHECKING:
+    from .diagnostics import Diagnostics
+    from .dialects.base import Decoder, Dialect, Plan, StreamRequest
+    from .transport import Endpoint
+
+
+@dataclass(slots=True)
+class StreamOptions:
+    reconnect: bool = True
+    #: Bound on the total time spent waiting for a server (first connect included:
+    #: without it a refused first connection fails at once).
+    retry_for: float | None = None
+    ping_interval: float = DEFAULT_PING_INTERVAL
+    stale_timeout: float = DEFAULT_STALE_TIMEOUT
+    settle: float = DEFAULT_SETTLE
+    #: Without --follow, how long to wait for a first frame before calling the
+    #: backlog empty.
+    first_frame_wait: float = 5.0
+
+
+class Backoff:
+    """1 s, 2 s, 4 s ... capped at 30 s, each with up to 20 % jitter."""
+
+    def __init__(self, initial: float = BACKOFF_INITIAL, cap: float = BACKOFF_MAX) -> None:
+        self.initial = initial
+        self.cap = cap
+        self.attempt = 0
+
+    def next(self) -> float:
+        base = min(self.cap, self.initial * (2**self.attempt))
+        self.attempt += 1
+        return float(base * random.uniform(0.8, 1.0))
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Quiet:
+    """Marker yielded by a channel when the stream has been silent a while."""
+
+
+QUIET = Quiet()
+
+
+class _LinkState:
+    """Shared between a channel's frame loop and its watchdog."""
+
+    __slots__ = ("frames", "settled", "stale")
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.stale = False
+        self.settled = False
+
+
+class Channel:
+    """One open connection delivering frames."""
+
+    close_code: int | None = None
+    close_reason: str = ""
+
+    def frames(
+        self, quiet_after: float | None, first_wait: float | None = None
+    ) -> AsyncIterator[bytes | str | Quiet]:
+        """Frames until a clean close; :data:`QUIET` after ``quiet_after`` s of
+        silence following a frame (or ``first_wait`` s before the first one).
+        Raises :class:`StreamLost` when the link breaks."""
+        raise NotImplementedError
+
+    async def send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+class WebSocketChannel(Channel):
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    async def frames(
+        self, quiet_after: float | None, first_wait: float | None = None
+    ) -> AsyncIterator[bytes | str | Quiet]:
+        from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
+
+        recv = self.ws.recv
+        try:
+            if quiet_after is None and first_wait is None:
+                # The hot path: no timer per frame.
+                while True:
+                    yield await recv(False)
+            owed = first_wait is not None
+            wait = first_wait
+            while True:
+                if owed:
+                    try:
+                        async with asyncio.timeout(wait):
+                            frame = await recv(False)
+                    except TimeoutError:
+                        owed = False
+                        yield QUIET
+                        continue
+                else:
+                    frame = await recv(False)
+                owed = quiet_after is not None
+                wait = quiet_after
+                yield frame
+        except ConnectionClosedOK as exc:
+            self._closed(exc)
+        except ConnectionClosed as exc:
+            self._closed(exc)
+            raise StreamLost(_close_text(exc)) from None
+
+    def _closed(self, exc: Any) -> None:
+        rcvd = exc.rcvd
+        self.close_code = rcvd.code if rcvd is not None else None
+        self.close_reason = rcvd.reason if rcvd is not None else ""
+
+    async def send(self, data: bytes) -> None:
+        await self.ws.send(data.decode())
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+
+    def abort(self) -> None:
+        transport = self.ws.transport
+        if transport is not None:
+            transport.abort()
+
+
+def _close_text(exc: Any) -> str:
+    rcvd = exc.rcvd
+    if rcvd is None:
+        return "connection closed without a close frame"
+    reason = f" ({rcvd.reason})" if rcvd.reason else ""
+    return f"server closed the connection with code {rcvd.code}{reason}"
+
+
+async def _watchdog(
+    channel: Channel,
+    decoder: Decoder,
+    state: _LinkState,
+    options: StreamOptions,
+    settle: bool,
+    diag: Diagnostics,
+) -> None:
+    """Heartbeats, dead-peer detection and (without --follow) the settle rule.
+
+    It polls a frame counter instead of arming a timer per frame, so the hot
+    path pays one integer increment per frame.
+    """
+    loop = asyncio.get_running_loop()
+    tick = min(options.stale_timeout / 4, options.ping_interval)
+    if settle:
+        tick = min(tick, options.settle / 2)
+    tick = max(tick, 0.01)
+    seen = -1
+    changed = loop.time()
+    next_ping = changed + options.ping_interval
+    while True:
+        await asyncio.sleep(tick)
+        now = loop.time()
+        if state.frames != seen:
+            seen = state.frames
+            changed = now
+        idle = now - changed
+        if settle:
+            limit = options.settle if seen > 0 else options.first_frame_wait
+            if idle >= limit:
+                state.settled = True
+                await channel.close()
+                return
+        if idle >= options.stale_timeout:
+            diag.trace(f"no frame for {idle:.0f} s: the peer looks dead")
+            state.stale = True
+            channel.abort()
+            return
+        if decoder.app_ping is not None and now >= next_ping:
+            next_ping = now + options.ping_interval
+            diag.trace("sending app-level ping", 2)
+            try:
+                await channel.send(decoder.app_ping)
+            except Exception:  # the frame loop will see the broken link
+                return
+
+
+class Stream:
+    """An async iterator of events for one request, over reconnects."""
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        request: StreamRequest,
+        endpoint: Endpoint,
+        options: StreamOptions,
+        diag: Diagnostics,
+    ) -> None:
+        self.dialect = dialect
+        self.request = request
+        self.endpoint = endpoint
+        self.options = options
+        self.diag = diag
+        self.plan: Plan | None = None
+        self._channel: Channel | None = None
+
+    async def _open(self, plan: Plan) -> Channel:
+        route = plan.route
+        self.diag.trace(f"connecting to {self.endpoint.server.http_url(route.path, route.query)}")
+        if route.sse:
+            from .sse import open_sse
+
+            return await open_sse(self.endpoint, route.path, route.query, what=plan.what)
+        from .transport import open_websocket
+
+        ws = await open_websocket(
+            self.endpoint,
+            route.path,
+            route.query,
+            what=plan.what,
+            ping_interval=self.options.ping_interval,
+            ping_timeout=self.options.stale_timeout,
+        )
+        return WebSocketChannel(ws)
+
+    async def _connect(
+        self, plan: Plan, backoff: Backoff, first: bool, deadline: float | None
+    ) -> tuple[Channel, Plan]:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                return await self._open(plan), plan
+            except ForgeError as exc:
+                other = await self.dialect.fallback(
+                    self.request, plan, exc, self.endpoint, self.diag
+                )
+                if other is not None:
+                    plan = other
+                    continue
+                if not exc.retryable:
+                    raise
+                if first and self.options.retry_for is None:
+                    raise
+                if not first and not self.options.reconnect:
+                    raise
+                delay = backoff.next()
+                if deadline is not None and loop.time() + delay > deadline:
+                    raise ConnectError(
+                        f"{exc}; gave up after {self.options.retry_for:g} s"
+                    ) from None
+                verb = "waiting for the server" if first else "reconnecting"
+                self.diag.note(f"{exc}; {verb} in {delay:.1f} s (attempt {backoff.attempt})")
+                await asyncio.sleep(delay)
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        loop = asyncio.get_running_loop()
+        plan = self.plan = await self.dialect.plan(self.request, self.endpoint, self.diag)
+        decoder = plan.decoder
+        backoff = Backoff()
+        first = True
+        retry_for = self.options.retry_for
+        deadline = None if retry_for is None else loop.time() + retry_for
+        settle = not self.request.follow
+        while True:
+            channel, plan = await self._connect(plan, backoff, first, deadline)
+            if plan is not self.plan:
+                self.plan = plan
+                decoder = plan.decoder
+            first = False
+            deadline = None
+            self.dialect.connected(self.diag)
+            self._channel = channel
+            decoder.connected()
+            state = _LinkState()
+            quiet_after = decoder.quiet_after
+            if settle and quiet_after is not None:
+                quiet_after = min(quiet_after, self.options.settle)
+            watchdog = asyncio.create_task(
+                _watchdog(
+                    channel, decoder, state, self.options, settle and quiet_after is None, self.diag
+                )
+            )
+            lost: StreamLost | None = None
+            try:
+                first_wait = self.options.first_frame_wait if quiet_after is not None else None
+                async for frame in channel.frames(quiet_after, first_wait):
+                    if frame is QUIET:
+                        for event in decoder.settled() if settle else decoder.quiet():
+                            yield event
+                        if settle:
+                            decoder.done = True
+                        if decoder.done:
+                            break
+                        continue
+                    state.frames += 1
+                    if state.frames == 1:
+                        backoff.reset()
+                    for event in decoder.feed(frame):  # type: ignore[arg-type]
+                        yield event
+                    if decoder.done:
+                        break
+            except StreamLost as exc:
+                lost = exc
+            finally:
+                watchdog.cancel()
+                self._channel = None
+            if decoder.done:
+                await channel.close()
+                return
+            if state.settled:
+                for event in decoder.settled():
+                    yield event
+                return
+            if lost is None:
+                code = channel.close_code
+                if decoder.end_on_close and code == 1000:
+                    return
+                lost = StreamLost(
+                    f"server closed the connection with code {code}"
+                    if code is not None
+                    else "connection closed"
+                )
+            if state.stale:
+                lost = StreamLost(f"no data for {self.options.stale_timeout:g} s (dead peer)")
+            if not self.options.reconnect:
+                raise StreamLost(f"connection lost: {lost}")
+            if deadline is None and retry_for is not None:
+                deadline = loop.time() + retry_for
+            delay = backoff.next()
+            if deadline is not None and loop.time() + delay > deadline:
+                raise ConnectError(f"connection lost: {lost}; gave up after {retry_for:g} s")
+            self.diag.note(
+                f"connection lost: {lost}; reconnecting in {delay:.1f} s (attempt {backoff.attempt})"
+            )
+            await asyncio.sleep(delay)
+
+    async def aclose(self) -> None:
+        """Close the open connection, if any, with a normal close."""
+        channel = self._channel
+        if channel is not None:
+            await channel.close()

@@ -1,0 +1,186 @@
+"""Opening connections: WebSocket handshakes and what their failures mean.
+
+Every way a handshake can fail is turned into one :class:`~forgectl.errors.ForgeError`
+with the exit code a script needs (refused → 3, 401/403 → 4, 404 → 5, a page that is
+not a WebSocket → 6). Nothing here retries: that is :mod:`forgectl.stream`'s job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .constants import DEFAULT_OPEN_TIMEOUT, MAX_MESSAGE_SIZE
+from .errors import (
+    AuthError,
+    ConnectError,
+    FatalConnectError,
+    ForgeError,
+    NotFoundError,
+    ProtocolError,
+    ServerError,
+)
+from .urls import Server
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
+
+@dataclass(slots=True)
+class Endpoint:
+    """Where and how to connect: a server plus credentials and TLS settings."""
+
+    server: Server
+    token: str | None = None
+    cacert: str | None = None
+    insecure: bool = False
+    open_timeout: float = DEFAULT_OPEN_TIMEOUT
+    _ssl: ssl.SSLContext | None = field(default=None, repr=False)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.server.tls:
+            return None
+        if self._ssl is None:
+            try:
+                ctx = ssl.create_default_context(cafile=self.cacert)
+            except (OSError, ssl.SSLError) as exc:
+                raise FatalConnectError(f"cannot use CA file {self.cacert}: {exc}") from None
+            if self.insecure:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            self._ssl = ctx
+        return self._ssl
+
+    def query(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        query = dict(extra or {})
+        if self.token:
+            query["token"] = self.token
+        return query
+
+    def headers(self) -> dict[str, str]:
+        return {"Cookie": f"token={self.token}"} if self.token else {}
+
+
+def describe_os_error(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host ({exc.strerror or exc})"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"TLS certificate not trusted ({exc.verify_message}); use --cacert FILE or --insecure"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error ({exc.reason or exc})"
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+def connect_error(url: str, exc: BaseException) -> ConnectError:
+    reason = describe_os_error(exc)
+    hint = " — is Forge running?" if isinstance(exc, ConnectionRefusedError) else ""
+    if isinstance(exc, (ssl.SSLCertVerificationError, socket.gaierror)):
+        cls: type[ConnectError] = FatalConnectError
+    else:
+        cls = ConnectError
+    return cls(f"cannot connect to {url}: {reason}{hint}")
+
+
+def status_error(url: str, status: int, content_type: str, body: bytes, what: str) -> ForgeError:
+    """The error for an HTTP answer where a WebSocket (or JSON) was expected."""
+    if status in (401, 403):
+        verb = "rejected the token" if status == 403 else "requires a token"
+        return AuthError(
+            f"{url}: HTTP {status}: the server {verb}; run `forgectl login` or set FORGE_TOKEN"
+        )
+    if status == 404:
+        return NotFoundError(f"{what} not found (HTTP 404 from {url})")
+    if status >= 500:
+        return ServerError(f"{url}: server error HTTP {status}{_snippet(body, content_type)}")
+    if "html" in content_type.lower():
+        return ProtocolError(
+            f"{url}: expected a WebSocket, got an HTML page (HTTP {status}); "
+            "is this a Forge server?"
+        )
+    return ProtocolError(
+        f"{url}: expected a WebSocket, got HTTP {status}{_snippet(body, content_type)}"
+    )
+
+
+def _snippet(body: bytes, content_type: str) -> str:
+    text = body[:200].decode("utf-8", "replace").strip()
+    if not text or "html" in content_type.lower():
+        return ""
+    return ": " + " ".join(text.split())
+
+
+async def open_websocket(
+    endpoint: Endpoint,
+    path: str,
+    query: dict[str, str] | None = None,
+    *,
+    what: str = "stream",
+    ping_interval: float | None = None,
+    ping_timeout: float | None = None,
+) -> ClientConnection:
+    """Open a WebSocket to ``path``; raise a :class:`ForgeError` on any failure."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import (
+        InvalidHandshake,
+        InvalidMessage,
+        InvalidStatus,
+        InvalidURI,
+    )
+
+    url = endpoint.server.ws_url(path, endpoint.query(query))
+    shown = endpoint.server.ws_url(path, query)
+    kwargs: dict[str, Any] = {}
+    ctx = endpoint.ssl_context()
+    if ctx is not None:
+        kwargs["ssl"] = ctx
+    try:
+        return await connect(
+            url,
+            additional_headers=endpoint.headers(),
+            max_size=MAX_MESSAGE_SIZE,
+            open_timeout=endpoint.open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=2,
+            compression="deflate",
+            user_agent_header=_user_agent(),
+            **kwargs,
+        )
+    except InvalidStatus as exc:
+        response = exc.response
+        raise status_error(
+            shown,
+            response.status_code,
+            response.headers.get("content-type", ""),
+            bytes(response.body or b""),
+            what,
+        ) from None
+    except InvalidURI as exc:
+        raise FatalConnectError(f"invalid URL {shown}: {exc}") from None
+    except InvalidMessage as exc:
+        # The peer closed or garbled the handshake: a restarting server, a proxy,
+        # or something that does not speak HTTP. Worth a retry.
+        cause = exc.__cause__
+        reason = describe_os_error(cause) if cause else str(exc)
+        raise ConnectError(f"cannot connect to {shown}: bad handshake ({reason})") from None
+    except InvalidHandshake as exc:
+        raise ProtocolError(f"{shown}: WebSocket handshake failed: {exc}") from None
+    except (OSError, TimeoutError) as exc:
+        raise connect_error(shown, exc) from None
+
+
+def _user_agent() -> str:
+    from . import __version__
+
+    return f"forgectl/{__version__}"

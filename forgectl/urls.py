@@ -1,0 +1,99 @@
+"""Server URLs: parsing what users type, building stream URLs, hiding tokens."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode, urlsplit
+
+from .errors import UsageError
+
+_SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """A Forge server, normalized: ``http``/``https``, lower-case host, explicit port."""
+
+    scheme: str
+    host: str
+    port: int
+    base_path: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "https"
+
+    @property
+    def url(self) -> str:
+        """The canonical form, used as the keyring key and in messages."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}{self.base_path}"
+
+    def http_url(self, path: str, query: dict[str, str] | None = None) -> str:
+        return self._build(self.scheme, path, query)
+
+    def ws_url(self, path: str, query: dict[str, str] | None = None) -> str:
+        return self._build("wss" if self.tls else "ws", path, query)
+
+    def _build(self, scheme: str, path: str, query: dict[str, str] | None) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        url = f"{scheme}://{host}:{self.port}{self.base_path}{path}"
+        if query:
+            url += "?" + urlencode(query)
+        return url
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost" or self.host.endswith(".localhost"):
+            return True
+        import ipaddress
+
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def parse_server(text: str) -> Server:
+    """Accept ``http``, ``https``, ``ws``, ``wss`` or a bare ``host[:port]``."""
+    raw = text.strip()
+    if not raw:
+        raise UsageError("the server URL is empty")
+    if "://" not in raw:
+        raw = "http://" + raw
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"invalid server URL {text!r}: {exc}") from None
+    scheme = _SCHEMES.get(parts.scheme.lower())
+    if scheme is None:
+        raise UsageError(f"invalid server URL {text!r}: scheme must be http, https, ws or wss")
+    if not parts.hostname:
+        raise UsageError(f"invalid server URL {text!r}: no host")
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    base = parts.path.rstrip("/")
+    # A URL copied from the spec (".../ws") or a stream URL is still the server.
+    base = re.sub(r"/(ws|api)(/.*)?$", "", base)
+    return Server(scheme, parts.hostname.lower(), port, base)
+
+
+def segment(value: str) -> str:
+    """Quote one path segment (an id typed by the user) for a URL."""
+    return quote(value, safe="")
+
+
+_TOKEN_QUERY = re.compile(r"(token=)[^&\s#'\"]+")
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Hide every secret, and any ``token=`` query value, in a message."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+            quoted = quote(secret, safe="")
+            if quoted != secret:
+                text = text.replace(quoted, "***")
+    return _TOKEN_QUERY.sub(r"\1***", text)
