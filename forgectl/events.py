@@ -202,3 +202,14 @@ class RawChunk(Event):
 
     def __repr__(self) -> str:
         return f"RawChunk({self.raw!r}, stream={self.stream!r})"
+
+
+class Marker(Event):
+    """Not data: a signal from the stream driver (never rendered)."""
+
+    __slots__ = ()
+    kind = "marker"
+
+
+#: The history (backlog) the server sent on connecting has been delivered.
+BACKLOG_END = Marker({"marker": "backlog_end"})

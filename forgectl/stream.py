@@ -25,8 +25,8 @@ from .constants import (
     DEFAULT_SETTLE,
     DEFAULT_STALE_TIMEOUT,
 )
-from .errors import ConnectError, ForgeError, StreamLost
-from .events import Event
+from .errors import ConnectError, ForgeError, NotFoundError, StreamLost
+from .events import BACKLOG_END, Event
 
 if TYPE_CHECKING:
     from .diagnostics import Diagnostics
@@ -46,6 +46,13 @@ class StreamOptions:
     #: Without --follow, how long to wait for a first frame before calling the
     #: backlog empty.
     first_frame_wait: float = 5.0
+    #: Keep polling this long for a process or attempt that does not exist yet (404).
+    wait_start: float | None = None
+    #: Yield :data:`~forgectl.events.BACKLOG_END` once the history sent on
+    #: connecting has arrived (the stream first went quiet for ``settle`` s).
+    mark_backlog: bool = False
+    #: First reconnect delay (the spec's 1 s); tests shorten it.
+    backoff_initial: float = BACKOFF_INITIAL
 
 
 class Backoff:
@@ -236,6 +243,8 @@ class Stream:
         self.diag = diag
         self.plan: Plan | None = None
         self._channel: Channel | None = None
+        self._waiting_said = False
+        self._start_deadline: float | None = None
 
     async def _open(self, plan: Plan) -> Channel:
         route = plan.route
@@ -256,6 +265,23 @@ class Stream:
         )
         return WebSocketChannel(ws)
 
+    async def _plan(self, deadline: float | None) -> Plan:
+        """The dialect's plan, polling while the target does not exist yet."""
+        while True:
+            try:
+                return await self.dialect.plan(self.request, self.endpoint, self.diag)
+            except NotFoundError as exc:
+                await self._wait_for_start(exc, deadline)
+
+    async def _wait_for_start(self, exc: NotFoundError, deadline: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        if deadline is None or loop.time() >= deadline:
+            raise exc
+        if not self._waiting_said:
+            self._waiting_said = True
+            self.diag.note(f"{exc}; waiting up to {self.options.wait_start:g} s for it to appear")
+        await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))
+
     async def _connect(
         self, plan: Plan, backoff: Backoff, first: bool, deadline: float | None
     ) -> tuple[Channel, Plan]:
@@ -264,11 +290,20 @@ class Stream:
             try:
                 return await self._open(plan), plan
             except ForgeError as exc:
-                other = await self.dialect.fallback(
-                    self.request, plan, exc, self.endpoint, self.diag
-                )
+                try:
+                    other = await self.dialect.fallback(
+                        self.request, plan, exc, self.endpoint, self.diag
+                    )
+                except NotFoundError as missing:
+                    if not first:
+                        raise
+                    await self._wait_for_start(missing, self._start_deadline)
+                    continue
                 if other is not None:
                     plan = other
+                    continue
+                if isinstance(exc, NotFoundError) and first:
+                    await self._wait_for_start(exc, self._start_deadline)
                     continue
                 if not exc.retryable:
                     raise
@@ -287,9 +322,12 @@ class Stream:
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         loop = asyncio.get_running_loop()
-        plan = self.plan = await self.dialect.plan(self.request, self.endpoint, self.diag)
+        if self.options.wait_start:
+            self._start_deadline = loop.time() + self.options.wait_start
+        plan = self.plan = await self._plan(self._start_deadline)
         decoder = plan.decoder
-        backoff = Backoff()
+        backoff = Backoff(self.options.backoff_initial)
+        backlog_owed = self.options.mark_backlog
         first = True
         retry_for = self.options.retry_for
         deadline = None if retry_for is None else loop.time() + retry_for
@@ -308,6 +346,8 @@ class Stream:
             quiet_after = decoder.quiet_after
             if settle and quiet_after is not None:
                 quiet_after = min(quiet_after, self.options.settle)
+            if backlog_owed and not settle:
+                quiet_after = min(quiet_after or self.options.settle, self.options.settle)
             watchdog = asyncio.create_task(
                 _watchdog(
                     channel, decoder, state, self.options, settle and quiet_after is None, self.diag
@@ -315,11 +355,19 @@ class Stream:
             )
             lost: StreamLost | None = None
             try:
-                first_wait = self.options.first_frame_wait if quiet_after is not None else None
+                if quiet_after is None:
+                    first_wait = None
+                elif decoder.quiet_after is not None:
+                    first_wait = self.options.first_frame_wait
+                else:  # only the backlog marker is owed
+                    first_wait = self.options.settle
                 async for frame in channel.frames(quiet_after, first_wait):
                     if frame is QUIET:
                         for event in decoder.settled() if settle else decoder.quiet():
                             yield event
+                        if backlog_owed and not settle:
+                            backlog_owed = False
+                            yield BACKLOG_END
                         if settle:
                             decoder.done = True
                         if decoder.done:
