@@ -15,6 +15,9 @@ class ExitCode(enum.IntEnum):
     AUTH = 4  # authentication required or rejected (HTTP 401/403)
     NOT_FOUND = 5  # unknown process or attempt (HTTP 404)
     PROTOCOL = 6  # the server answered, but not as either known dialect
+    STATUS_UNKNOWN = 7  # --exit-status: the process ended, the server did not say how
+    PROCESS_FAILED = 125  # --exit-status: the process failed without an exit code
+    PROCESS_STOPPED = 137  # --exit-status: the process was killed/stopped (no exit code)
     INTERRUPTED = 130  # Ctrl-C (SIGINT)
     TERMINATED = 143  # SIGTERM
 
@@ -22,7 +25,9 @@ class ExitCode(enum.IntEnum):
 EXIT_CODE_HELP = (
     "0 success, 1 unexpected error, 2 usage error, 3 cannot connect, "
     "4 authentication required or rejected, 5 not found, 6 protocol error, "
-    "130 interrupted (Ctrl-C), 143 terminated (SIGTERM)"
+    "130 interrupted (Ctrl-C), 143 terminated (SIGTERM); with --exit-status: the "
+    "process's own exit code, 137 if it was stopped, 125 if it failed without a code, "
+    "7 if its status could not be learnt"
 )
 
 

@@ -23,9 +23,15 @@ Examples:
 @click.option(
     "--stat",
     is_flag=True,
-    help="Summary only (file names and counts; asks the server for no contents).",
+    help="Summary only: changed files and counts (the real server then sends no contents).",
 )
-@click.option("--name-only", is_flag=True, help="Only the names of changed files (pretty output).")
+@click.option("--name-only", is_flag=True, help="Only the names of changed files.")
+@click.option(
+    "--wait-start",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="If the attempt does not exist yet, keep polling for it this long.",
+)
 @output_options
 @stream_options
 @connection_options(root=False)
@@ -37,6 +43,7 @@ def diff(
     follow: bool,
     stat: bool,
     name_only: bool,
+    wait_start: float | None,
     output: str | None,
     color: str,
     **kwargs: Any,
@@ -44,14 +51,23 @@ def diff(
     """Print the git diff of a task attempt.
 
     Without --follow, prints the diff as it stands (the first diff_update) and
-    exits; with --follow, prints every update until interrupted.
+    exits; with --follow, prints every update until interrupted. JSON output is
+    the diff_update object whatever the flags; --stat and --name-only shape the
+    pretty output (and --stat asks the real server for counts only).
     """
     from ..dialects.base import StreamRequest
     from .runner import run
     from .streaming import follow as follow_stream
+    from .streaming import open_stream
 
     app.override({k: kwargs.pop(k) for k in list(kwargs) if k in CONNECTION_OPTIONS})
     request = StreamRequest("diff", attempt_id, follow=follow, stats_only=stat)
     options = app.stream_options(kwargs)
+    options.wait_start = wait_start
     renderer = app.renderer(app.output_mode(output), color, stat_only=stat, name_only=name_only)
-    run(app, lambda: follow_stream(app, request, renderer, options, kwargs["open_timeout"]))
+
+    async def body() -> int:
+        stream = open_stream(app, request, options, kwargs["open_timeout"])
+        return await follow_stream(app, stream, renderer)
+
+    run(app, body)

@@ -16,15 +16,60 @@ from .options import CONNECTION_OPTIONS, connection_options, output_options, str
 Examples:
   forgectl logs 3f2a... --follow
   forgectl logs 3f2a... --json | jq -r 'select(.level=="error") | .message'
-  forgectl logs 3f2a... --raw > build.log""",
+  forgectl logs 3f2a... --raw > build.log
+  forgectl logs 3f2a... --follow --exit-status --wait-start 60   # CI: wait, then exit as the job did""",
 )
 @click.argument("process_id", metavar="PROCESS_ID")
 @click.option(
-    "--raw",
-    is_flag=True,
-    help="The process's raw output, byte for byte, instead of normalized entries.",
+    "--raw", is_flag=True, help="The raw output, byte for byte, instead of normalized entries."
 )
 @click.option("--follow", "-f", is_flag=True, help="Keep streaming until the process ends.")
+@click.option(
+    "--exit-status",
+    is_flag=True,
+    help="With --follow: exit with the process's exit code once it ends "
+    "(137 if stopped, 125 if it failed without a code, 7 if unknown).",
+)
+@click.option(
+    "--level",
+    "-l",
+    "levels",
+    multiple=True,
+    metavar="LEVEL",
+    help="Minimum level (debug, info, success, warn, error), or a comma list of exact levels.",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="NAME",
+    help="Only entries from this source (glob; `tool` matches `tool:*`; stdout/stderr for raw).",
+)
+@click.option("--grep", "-g", metavar="REGEX", help="Only entries (raw: lines) matching REGEX.")
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Only entries from this time on: a duration (30s, 10m, 2h, 1d) or an ISO time.",
+)
+@click.option(
+    "--tail",
+    "-n",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Of the history, print only the last N entries (then follow, with --follow).",
+)
+@click.option(
+    "--timestamps",
+    "-t",
+    is_flag=True,
+    help="Prefix raw and pretty lines with the local time they arrived.",
+)
+@click.option(
+    "--wait-start",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="If the process does not exist yet, keep polling for it this long.",
+)
 @output_options
 @stream_options
 @connection_options(root=False)
@@ -35,6 +80,14 @@ def logs(
     process_id: str,
     raw: bool,
     follow: bool,
+    exit_status: bool,
+    levels: tuple[str, ...],
+    sources: tuple[str, ...],
+    grep: str | None,
+    since: str | None,
+    tail: int | None,
+    timestamps: bool,
+    wait_start: float | None,
     output: str | None,
     color: str,
     **kwargs: Any,
@@ -49,14 +102,56 @@ def logs(
     the process ends.
     """
     from ..dialects.base import StreamRequest
-    from .runner import run
+    from ..filters import LogFilter, RawLineFilter, Tail, compile_grep, parse_levels, parse_since
+    from .runner import run, usage_guard
+    from .streaming import Pipeline, dialect_name, open_stream
     from .streaming import follow as follow_stream
 
     app.override({k: kwargs.pop(k) for k in list(kwargs) if k in CONNECTION_OPTIONS})
+    with usage_guard(app):
+        if exit_status and not follow:
+            raise click.UsageError("--exit-status needs --follow")
+        if raw and (levels or since):
+            raise click.UsageError(
+                "--level and --since need normalized entries (raw output has neither)"
+            )
+        min_rank, level_set = parse_levels(levels)
+        pattern = compile_grep(grep)
+        since_time = parse_since(since) if since else None
     mode = output or ("raw" if raw else app.output_mode(None))
-    if raw and mode == "pretty" and output is None:
-        mode = "raw"
     request = StreamRequest("raw" if raw else "logs", process_id, follow=follow)
     options = app.stream_options(kwargs)
-    renderer = app.renderer(mode, color)
-    run(app, lambda: follow_stream(app, request, renderer, options, kwargs["open_timeout"]))
+    options.wait_start = wait_start
+    options.mark_backlog = tail is not None
+    renderer = app.renderer(mode, color, timestamps=timestamps)
+    pipeline = Pipeline()
+    if raw:
+        line_filter = RawLineFilter(pattern, sources)
+        pipeline.lines = line_filter if line_filter.active else None
+    else:
+        log_filter = LogFilter(min_rank, level_set, sources, pattern, since_time)
+        pipeline.keep = log_filter if log_filter.active else None
+    pipeline.tail = Tail(tail) if tail is not None else None
+
+    async def body() -> int:
+        stream = open_stream(app, request, options, kwargs["open_timeout"])
+        watcher = None
+        if exit_status:
+            from ..status import ExitWatcher
+
+            monitor = StreamRequest("monitor", None, follow=True, history=True)
+            watcher = ExitWatcher(
+                app.settings.endpoint(kwargs["open_timeout"]),
+                process_id,
+                app.diag,
+                lambda: open_stream(
+                    app, monitor, app.stream_options(kwargs), kwargs["open_timeout"]
+                ),
+            )
+            watcher.start()
+        status = await follow_stream(app, stream, renderer, pipeline)
+        if watcher is not None:
+            return await watcher.result(forge=dialect_name(stream) == "forge")
+        return status
+
+    run(app, body)

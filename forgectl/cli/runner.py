@@ -11,7 +11,7 @@ import contextlib
 import signal
 import sys
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import NoReturn
 
 from ..errors import ExitCode, ForgeError
@@ -72,3 +72,12 @@ def _run(app: Application, body: Callable[[], Awaitable[int]]) -> int:
             "(set FORGECTL_DEBUG=1 for a traceback)"
         )
         return int(ExitCode.ERROR)
+
+
+@contextlib.contextmanager
+def usage_guard(app: Application) -> Iterator[None]:
+    """Turn a usage problem found while preparing a command into exit 2."""
+    try:
+        yield
+    except ForgeError as error:
+        sys.exit(app.fail(error))

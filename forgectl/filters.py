@@ -1,0 +1,211 @@
+"""Filters between the events and the renderer: the same for JSON and pretty output,
+and for both dialects (they see only documented events)."""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
+
+from .errors import UsageError
+from .events import LEVEL_RANK, LEVELS, Event, LogEntry, ProcessEvent, RawChunk
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``10m``, ``90s``, ``2h``, ``1d`` ago, or an ISO 8601 time (UTC when no zone)."""
+    value = text.strip()
+    match = _DURATION.match(value)
+    now = now or datetime.now(UTC)
+    if match:
+        return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    parsed = parse_time(value)
+    if parsed is None:
+        raise UsageError(
+            f"invalid --since {text!r}: use a duration (30s, 10m, 2h, 1d) or an ISO time"
+        )
+    return parsed
+
+
+def parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("Z", "+00:00").replace(" ", "T", 1)
+    if "." in text:  # more than microseconds (the real server sends nanoseconds)
+        head, _, tail = text.partition(".")
+        digits = "".join(c for c in tail[:12] if c.isdigit())
+        zone = tail[len(digits) :]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_levels(values: Iterable[str]) -> tuple[int | None, frozenset[str] | None]:
+    """``--level warn`` is a minimum; ``--level warn,success`` (or repeated) is a set."""
+    names: list[str] = []
+    for value in values:
+        names.extend(part.strip().lower() for part in value.split(",") if part.strip())
+    for name in names:
+        if name not in LEVELS:
+            raise UsageError(f"unknown level {name!r}: choose from {', '.join(LEVELS)}")
+    if not names:
+        return None, None
+    if len(names) == 1:
+        return LEVEL_RANK[names[0]], None
+    return None, frozenset(names)
+
+
+@dataclass
+class LogFilter:
+    """``--level``, ``--source``, ``--grep`` and ``--since`` for log entries.
+
+    Entries without a timestamp inherit the last one seen (the real server leaves
+    many null); those before any timestamp are kept, since their age is unknown.
+    """
+
+    min_rank: int | None = None
+    levels: frozenset[str] | None = None
+    sources: tuple[str, ...] = ()
+    grep: re.Pattern[str] | None = None
+    since: datetime | None = None
+    _last_time: datetime | None = field(default=None, repr=False)
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.min_rank is not None or self.levels or self.sources or self.grep or self.since
+        )
+
+    def __call__(self, event: Event) -> bool:
+        if not isinstance(event, LogEntry):
+            return True
+        if self.since is not None:
+            moment = parse_time(event.data.get("timestamp"))
+            if moment is not None:
+                self._last_time = moment
+            else:
+                moment = self._last_time
+            if moment is not None and moment < self.since:
+                return False
+        level = event.level
+        if self.min_rank is not None and LEVEL_RANK.get(level, 20) < self.min_rank:
+            return False
+        if self.levels is not None and level not in self.levels:
+            return False
+        if self.sources and not _source_match(event.source, self.sources):
+            return False
+        return not (self.grep is not None and not self.grep.search(event.message))
+
+
+def _source_match(source: str | None, patterns: tuple[str, ...]) -> bool:
+    if source is None:
+        return False
+    return any(
+        fnmatchcase(source, pattern) or source.split(":", 1)[0] == pattern for pattern in patterns
+    )
+
+
+class RawLineFilter:
+    """``--grep`` / ``--source`` on raw output: whole lines only (chunks are not
+    lines, so partial lines wait for their end)."""
+
+    def __init__(self, grep: re.Pattern[str] | None, sources: tuple[str, ...]) -> None:
+        self.grep = grep
+        self.sources = sources
+        self.partial: dict[str | None, bytes] = {}
+
+    @property
+    def active(self) -> bool:
+        return self.grep is not None or bool(self.sources)
+
+    def __call__(self, event: Event) -> list[Event]:
+        if not isinstance(event, RawChunk):
+            return [event]
+        if self.sources and not _source_match(event.stream, self.sources):
+            return []
+        if self.grep is None:
+            return [event]
+        data = self.partial.pop(event.stream, b"") + event.raw
+        lines = data.split(b"\n")
+        if lines[-1]:
+            self.partial[event.stream] = lines[-1]
+        kept = [
+            line + b"\n" for line in lines[:-1] if self.grep.search(line.decode("utf-8", "replace"))
+        ]
+        return [RawChunk(b"".join(kept), event.stream)] if kept else []
+
+    def flush(self) -> list[Event]:
+        out: list[Event] = []
+        for stream, rest in self.partial.items():
+            if self.grep is None or self.grep.search(rest.decode("utf-8", "replace")):
+                out.append(RawChunk(rest, stream))
+        self.partial.clear()
+        return out
+
+
+@dataclass
+class ProcessFilter:
+    """``monitor --process``, ``--type`` and ``--executor``."""
+
+    processes: frozenset[str] = frozenset()
+    types: frozenset[str] = frozenset()
+    executors: frozenset[str] = frozenset()
+    attempt: str | None = None
+
+    def __call__(self, event: Event) -> bool:
+        if not isinstance(event, ProcessEvent):
+            return True
+        if self.processes and event.process_id not in self.processes:
+            return False
+        if self.types and event.type not in self.types:
+            return False
+        if self.attempt and event.task_attempt_id not in (None, self.attempt):
+            return False
+        if self.executors:
+            executor = event.executor
+            if executor is None or executor.lower() not in self.executors:
+                return False
+        return True
+
+
+class Tail:
+    """``--tail N``: of the history, only the last N entries, then everything live."""
+
+    def __init__(self, count: int) -> None:
+        self.buffer: deque[Event] | None = deque(maxlen=count) if count > 0 else deque(maxlen=1)
+        self.count = count
+
+    def push(self, event: Event) -> list[Event]:
+        if self.buffer is None:
+            return [event]
+        if self.count > 0:
+            self.buffer.append(event)
+        return []
+
+    def release(self) -> list[Event]:
+        """The history is complete: hand over what the tail kept."""
+        if self.buffer is None:
+            return []
+        kept = list(self.buffer) if self.count > 0 else []
+        self.buffer = None
+        return kept
+
+
+def compile_grep(pattern: str | None) -> re.Pattern[str] | None:
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise UsageError(f"invalid --grep pattern {pattern!r}: {exc}") from None
+
+
+Keep = Callable[[Event], bool]
