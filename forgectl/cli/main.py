@@ -10,6 +10,7 @@ from .. import __version__
 from ..errors import EXIT_CODE_HELP
 from .app import Application
 from .diff import diff
+from .login import auth, login, logout
 from .logs import logs
 from .monitor import monitor
 from .options import connection_options
@@ -65,6 +66,9 @@ def cli(ctx: click.Context, /, verbose: int, debug: bool, **connection: Any) -> 
 cli.add_command(logs)
 cli.add_command(monitor)
 cli.add_command(diff)
+cli.add_command(login)
+cli.add_command(logout)
+cli.add_command(auth)
 
 
 def main(prog_name: str = "forgectl") -> None:

@@ -1,0 +1,127 @@
+"""Profiles: named server settings in ``config.toml``.
+
+The file lives in forgectl's config directory (``$FORGECTL_CONFIG_DIR``, else
+``$XDG_CONFIG_HOME/forgectl``, else ``~/.config/forgectl``)::
+
+    default_profile = "work"          # optional; else a profile named "default"
+
+    [profiles.work]
+    server = "https://forge.example.com"
+    api = "documented"                # auto | documented | forge
+    output = "json"                   # json | pretty
+    cacert = "~/certs/company-ca.pem" # relative paths: relative to the config dir
+    insecure = false
+    token_file = "/run/secrets/forge" # a file holding the token (e.g. a mounted secret)
+
+A profile only fills what flags and environment variables left unset.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .constants import ENV_CONFIG_DIR
+from .errors import ConfigError
+
+CONFIG_FILE = "config.toml"
+DEFAULT_PROFILE = "default"
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "api": ("auto", "documented", "forge"),
+    "output": ("json", "pretty"),
+}
+_STRINGS = ("server", "api", "output", "cacert", "token_file")
+_PATHS = ("cacert", "token_file")
+_KEYS = (*_STRINGS, "insecure")
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    server: str | None = None
+    api: str | None = None
+    output: str | None = None
+    cacert: str | None = None
+    insecure: bool | None = None
+    token_file: str | None = None
+
+
+def config_dir() -> Path:
+    """forgectl's config directory (it may not exist yet)."""
+    override = os.environ.get(ENV_CONFIG_DIR)
+    if override:
+        return Path(override).expanduser()
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg).expanduser() if xdg and os.path.isabs(xdg) else Path.home() / ".config"
+    return base / "forgectl"
+
+
+def config_path() -> Path:
+    return config_dir() / CONFIG_FILE
+
+
+def load_config(path: Path | None = None) -> dict[str, Any]:
+    """The parsed config file; an empty dict when there is none."""
+    path = path or config_path()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    import tomllib
+
+    try:
+        config = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return config
+
+
+def select_profile(name: str | None, path: Path | None = None) -> Profile | None:
+    """The profile named ``name``, else the default one, else None.
+
+    Naming a profile that does not exist is an error; having none at all is not.
+    """
+    path = path or config_path()
+    config = load_config(path)
+    profiles = config.get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{path}: 'profiles' must be a table ([profiles.NAME])")
+    if name is None:
+        default = config.get("default_profile")
+        if default is not None and not isinstance(default, str):
+            raise ConfigError(f"{path}: default_profile must be a string")
+        if default is None:
+            if DEFAULT_PROFILE not in profiles:
+                return None
+            default = DEFAULT_PROFILE
+        name = default
+    if name not in profiles:
+        known = ", ".join(sorted(profiles)) or "none defined"
+        raise ConfigError(f"unknown profile {name!r} (profiles in {path}: {known})")
+    return _profile(name, profiles[name], path)
+
+
+def _profile(name: str, table: object, path: Path) -> Profile:
+    where = f"{path}: profile {name!r}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in _KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(_KEYS)})")
+        if key == "insecure":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: insecure must be true or false")
+        elif not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}: {key} must be a non-empty string")
+        elif key in _CHOICES and value not in _CHOICES[key]:
+            raise ConfigError(f"{where}: {key} must be one of {', '.join(_CHOICES[key])}")
+        elif key in _PATHS:
+            value = str(path.parent / Path(os.path.expandvars(value)).expanduser())
+        values[key] = value
+    return Profile(name, **values)
