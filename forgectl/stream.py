@@ -207,7 +207,9 @@ async def _watchdog(
         idle = now - changed
         if settle:
             limit = options.settle if seen > 0 else options.first_frame_wait
-            if idle >= limit:
+            # Without --follow, a silence long enough to call the peer dead also
+            # ends the backlog: settle rather than reconnect to a silent server forever.
+            if idle >= min(limit, options.stale_timeout):
                 state.settled = True
                 await channel.close()
                 return
@@ -223,6 +225,14 @@ async def _watchdog(
                 await channel.send(decoder.app_ping)
             except Exception:  # the frame loop will see the broken link
                 return
+
+
+async def _close_quickly(channel: Channel, timeout: float = 0.5) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            await channel.close()
+    except TimeoutError:
+        channel.abort()
 
 
 class Stream:
@@ -382,6 +392,12 @@ class Stream:
                         break
             except StreamLost as exc:
                 lost = exc
+            except BaseException:
+                # Ctrl-C, SIGTERM, or a consumer that stopped iterating: leave the
+                # server a normal close (1000), without waiting long for it.
+                watchdog.cancel()
+                await _close_quickly(channel)
+                raise
             finally:
                 watchdog.cancel()
                 self._channel = None
