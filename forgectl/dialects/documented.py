@@ -45,38 +45,40 @@ class DocumentedJsonDecoder(Decoder):
         self.resend.connected()
 
     def feed(self, frame: bytes | str) -> Iterable[Event]:
+        # Only frames that become events enter the resend history: junk a server
+        # sends once (or not again after a reconnect) must not shift the
+        # comparison of a resent history, or valid messages would be lost or repeated.
         try:
             obj = orjson.loads(frame)
         except orjson.JSONDecodeError as exc:
-            if self.resend.fresh(frame if isinstance(frame, bytes) else frame.encode()):
-                self.diag.bad_frame("invalid JSON frame", _describe(frame, exc))
+            self._bad("invalid JSON frame", _describe(frame, exc))
             return ()
         if type(obj) is not dict:
-            if self.resend.fresh(frame if isinstance(frame, bytes) else frame.encode()):
-                self.diag.bad_frame(
-                    "unexpected message", f"a JSON {type(obj).__name__}, not an object"
-                )
+            self._bad("unexpected message", f"a JSON {type(obj).__name__}, not an object")
             return ()
         if _is_pong(obj):
             self.diag.trace("pong", 2)
             return ()
-        if not self.resend.fresh(frame if isinstance(frame, bytes) else frame.encode()):
-            return ()
         kind = self.kind
         if kind == "logs":
             if "message" not in obj and "level" not in obj:
-                self.diag.bad_frame("unexpected log message", _keys(obj))
+                self._bad("unexpected log message", _keys(obj))
                 return ()
-            return (LogEntry(obj),)
-        if kind == "monitor":
+            event: Event = LogEntry(obj)
+        elif kind == "monitor":
             if type(obj.get("type")) is not str:
-                self.diag.bad_frame("unexpected process event", _keys(obj))
+                self._bad("unexpected process event", _keys(obj))
                 return ()
-            return (ProcessEvent(obj),)
-        # diff
-        if obj.get("type") != "diff_update":
-            self.diag.bad_frame("unexpected diff message", _keys(obj))
+            event = ProcessEvent(obj)
+        elif obj.get("type") != "diff_update":
+            self._bad("unexpected diff message", _keys(obj))
             return ()
+        else:
+            event = DiffUpdate(obj)
+        if not self.resend.fresh(frame if isinstance(frame, bytes) else frame.encode()):
+            return ()
+        if kind != "diff":
+            return (event,)
         if not self.follow:
             self.done = True
         key = orjson.dumps(
@@ -85,7 +87,12 @@ class DocumentedJsonDecoder(Decoder):
         if key == self.last_diff:
             return ()
         self.last_diff = key
-        return (DiffUpdate(obj),)
+        return (event,)
+
+    def _bad(self, kind: str, detail: str) -> None:
+        # A resent history repeats its junk too: it was reported the first time.
+        if not self.resend.replaying:
+            self.diag.bad_frame(kind, detail)
 
 
 class DocumentedRawDecoder(Decoder):

@@ -39,6 +39,11 @@ class ResendFilter:
             self.pos = 0
             self.pos_crc = 0
 
+    @property
+    def replaying(self) -> bool:
+        """True while a resent history is being skipped."""
+        return self.pos >= 0
+
     def fresh(self, frame: bytes) -> bool:
         """True when ``frame`` is new and must be emitted."""
         if self.pos >= 0:
