@@ -1,0 +1,427 @@
+"""Every command against the documented API, in-process (CliRunner) and as the
+installed console script: exit codes, stdout carrying data only, stderr diagnostics."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from reference_server import (
+    ATTEMPT_ID,
+    PROC_FINISHED,
+    PROC_LIVE,
+    PROC_RAW,
+    SPEC_DIFF_UPDATE,
+    SPEC_LOG,
+    SPEC_PROCESS_COMPLETED,
+    SPEC_PROCESS_FAILED,
+    SPEC_PROCESS_PROGRESS,
+    SPEC_PROCESS_STARTED,
+    SPEC_PROCESS_STOPPED,
+    SPEC_RAW_LINES,
+    UNKNOWN_EVENT,
+    Fault,
+    Process,
+    ThreadedReferenceServer,
+    default_scenario,
+)
+
+from forgectl.cli.main import cli
+
+pytestmark = pytest.mark.timeout(60)
+
+TOKEN = "tok-Zq81-distinctive-7f3e"
+PROC_HOLD = "proc_hold"
+EXE = str(Path(sys.executable).with_name("forgectl"))
+HTML = "<!doctype html><html><head><title>Forge</title></head><body>app</body></html>"
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def scenario_with_hold() -> Any:
+    scenario = default_scenario()
+    scenario.processes[PROC_HOLD] = Process(
+        id=PROC_HOLD,
+        logs=[copy.deepcopy(SPEC_LOG)],
+        finished=False,
+        hold_open=True,
+    )
+    return scenario
+
+
+@pytest.fixture
+def srv() -> Iterator[ThreadedReferenceServer]:
+    with ThreadedReferenceServer(token=TOKEN, scenario=scenario_with_hold()) as server:
+        yield server
+
+
+def invoke(srv_url: str, *args: str, token: str | None = TOKEN) -> Result:
+    env = {"FORGE_TOKEN": token} if token else {}
+    return CliRunner().invoke(cli, ["--server", srv_url, *args], env=env, catch_exceptions=False)
+
+
+def run_exe(
+    srv_url: str, *args: str, token: str | None = TOKEN, timeout: float = 20
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EXE, "--server", srv_url, *args],
+        env=child_env(token),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def child_env(token: str | None = TOKEN) -> dict[str, str]:
+    env = dict(os.environ)
+    if token:
+        env["FORGE_TOKEN"] = token
+    return env
+
+
+def json_lines(stdout: str) -> list[Any]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def assert_clean_stderr(stderr: str) -> None:
+    assert "Traceback" not in stderr
+    assert TOKEN not in stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# What each command prints, as JSON values (the server's objects, unchanged).
+def finished_logs(srv: ThreadedReferenceServer) -> list[Any]:
+    return [*srv.processes[PROC_FINISHED].logs]
+
+
+def live_logs(srv: ThreadedReferenceServer) -> list[Any]:
+    proc = srv.processes[PROC_LIVE]
+    return [*proc.logs, *proc.live_logs]
+
+
+MONITOR_EVENTS = [
+    SPEC_PROCESS_STARTED,
+    SPEC_PROCESS_PROGRESS,
+    UNKNOWN_EVENT,
+    SPEC_PROCESS_COMPLETED,
+    SPEC_PROCESS_FAILED,
+    SPEC_PROCESS_STOPPED,
+]
+
+
+# -- data on stdout, nothing else ---------------------------------------------------
+
+
+def test_scenario_carries_the_spec_payloads(srv: ThreadedReferenceServer) -> None:
+    # The expectations below compare against server state; make sure that state is
+    # the spec's examples, so equal output means the spec's objects came through.
+    assert SPEC_LOG in srv.processes[PROC_FINISHED].logs
+    assert srv.attempts[ATTEMPT_ID].diffs[0] == SPEC_DIFF_UPDATE
+    assert srv.events == MONITOR_EVENTS
+
+
+@pytest.mark.parametrize("via", ["clirunner", "script"])
+def test_logs_of_a_finished_process(srv: ThreadedReferenceServer, via: str) -> None:
+    if via == "clirunner":
+        result = invoke(srv.url, "logs", PROC_FINISHED, "--json")
+        code, out, err = result.exit_code, result.stdout, result.stderr
+    else:
+        proc = run_exe(srv.url, "logs", PROC_FINISHED)  # piped: JSON by default
+        code, out, err = proc.returncode, proc.stdout, proc.stderr
+    assert (code, err) == (0, "")
+    assert json_lines(out) == finished_logs(srv)
+    assert json_lines(out)[1] == SPEC_LOG
+    assert len(srv.connections) == 1  # ended by the server's close: no reconnect
+    srv.wait_all_done()
+    assert srv.connections[0].closed_by == "server"
+    assert srv.connections[0].close_code == 1000
+
+
+@pytest.mark.parametrize("via", ["clirunner", "script"])
+def test_logs_raw(srv: ThreadedReferenceServer, via: str) -> None:
+    if via == "clirunner":
+        result = invoke(srv.url, "logs", PROC_FINISHED, "--raw")
+        code, out, err = result.exit_code, result.stdout, result.stderr
+    else:
+        proc = run_exe(srv.url, "logs", PROC_FINISHED, "--raw")
+        code, out, err = proc.returncode, proc.stdout, proc.stderr
+    assert (code, err) == (0, "")
+    assert out == "".join(line + "\n" for line in SPEC_RAW_LINES)
+
+
+def test_logs_raw_follow_keeps_escapes_verbatim(srv: ThreadedReferenceServer) -> None:
+    result = invoke(srv.url, "logs", PROC_RAW, "--raw", "--follow")
+    assert (result.exit_code, result.stderr) == (0, "")
+    proc = srv.processes[PROC_RAW]
+    assert result.stdout == "".join(line + "\n" for line in [*proc.raw, *proc.live_raw])
+    assert "\x1b[32m" in result.stdout  # raw means byte for byte
+
+
+@pytest.mark.parametrize("via", ["clirunner", "script"])
+def test_logs_follow_until_the_process_ends(srv: ThreadedReferenceServer, via: str) -> None:
+    if via == "clirunner":
+        result = invoke(srv.url, "logs", PROC_LIVE, "--follow", "--json")
+        code, out, err = result.exit_code, result.stdout, result.stderr
+    else:
+        proc = run_exe(srv.url, "logs", PROC_LIVE, "--follow")
+        code, out, err = proc.returncode, proc.stdout, proc.stderr
+    assert (code, err) == (0, "")
+    assert json_lines(out) == live_logs(srv)
+    assert len(srv.connections) == 1
+
+
+def test_logs_without_follow_settles_on_a_running_process(
+    srv: ThreadedReferenceServer,
+) -> None:
+    started = time.monotonic()
+    result = invoke(srv.url, "logs", PROC_HOLD, "--settle", "0.3")
+    elapsed = time.monotonic() - started
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert json_lines(result.stdout) == [SPEC_LOG]
+    assert 0.3 <= elapsed < 3
+    srv.wait_all_done()
+    assert srv.connections[0].closed_by == "client"
+    assert srv.connections[0].close_code == 1000
+
+
+def test_logs_without_follow_silent_server_settles_empty(srv: ThreadedReferenceServer) -> None:
+    # Accepts, never sends a frame: without --follow the backlog is empty, exit 0
+    # (the silence is cut short by --stale-timeout instead of reconnecting forever).
+    srv.faults.append(Fault(accept_then_silent=True, times=None))
+    result = invoke(srv.url, "logs", PROC_HOLD, "--stale-timeout", "0.5")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+    assert len(srv.connections) == 1
+
+
+@pytest.mark.parametrize("via", ["clirunner", "script"])
+def test_diff_prints_the_current_diff_and_exits(srv: ThreadedReferenceServer, via: str) -> None:
+    if via == "clirunner":
+        result = invoke(srv.url, "diff", ATTEMPT_ID, "--json")
+        code, out, err = result.exit_code, result.stdout, result.stderr
+    else:
+        proc = run_exe(srv.url, "diff", ATTEMPT_ID)
+        code, out, err = proc.returncode, proc.stdout, proc.stderr
+    assert (code, err) == (0, "")
+    assert json_lines(out) == [SPEC_DIFF_UPDATE]
+    srv.wait_all_done()
+    assert srv.connections[0].close_code == 1000  # we left; the attempt stays open
+
+
+def test_diff_follow(srv: ThreadedReferenceServer) -> None:
+    srv.attempts[ATTEMPT_ID].hold_open = False  # the server ends it with 1000
+    result = invoke(srv.url, "diff", ATTEMPT_ID, "--follow", "--json")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert json_lines(result.stdout) == srv.attempts[ATTEMPT_ID].diffs
+    assert len(srv.connections) == 1
+
+
+def test_diff_follow_script_until_sigint(srv: ThreadedReferenceServer) -> None:
+    child = subprocess.Popen(
+        [EXE, "--server", srv.url, "diff", ATTEMPT_ID, "--follow"],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        got = [json.loads(child.stdout.readline()) for _ in range(2)]
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=5)
+    finally:
+        child.kill()
+    assert got == srv.attempts[ATTEMPT_ID].diffs
+    assert (child.returncode, out) == (130, "")
+    assert_clean_stderr(err)
+
+
+def test_monitor_clirunner_until_ctrl_c(srv: ThreadedReferenceServer) -> None:
+    # The runner's SIGINT handler works in-process too: interrupt once all six
+    # events were sent, from another thread, as a terminal would.
+    def interrupt() -> None:
+        srv.wait_until(lambda: bool(srv.accepted) and srv.accepted[0].items_sent == 6)
+        time.sleep(0.1)  # let the client read what was sent (nothing to await here)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    killer = threading.Thread(target=interrupt, daemon=True)
+    killer.start()
+    result = invoke(srv.url, "monitor", "--json")
+    killer.join(5)
+    assert result.exit_code == 130
+    assert json_lines(result.stdout) == MONITOR_EVENTS
+    assert "Traceback" not in result.stderr
+    srv.wait_all_done()
+    assert srv.connections[0].close_code == 1000
+
+
+def test_monitor_script_json(srv: ThreadedReferenceServer) -> None:
+    child = subprocess.Popen(
+        [EXE, "--server", srv.url, "monitor"],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        got = [json.loads(child.stdout.readline()) for _ in MONITOR_EVENTS]
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=5)
+    finally:
+        child.kill()
+    assert got == MONITOR_EVENTS
+    assert (child.returncode, out) == (143, "")
+    assert_clean_stderr(err)
+
+
+# -- exit codes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("via", ["clirunner", "script"])
+@pytest.mark.parametrize(
+    ("case", "code", "needle"),
+    [
+        ("unknown process", 5, "not found"),
+        ("no token", 4, "401"),
+        ("forbidden token", 4, "403"),
+        ("refused", 3, "connection refused"),
+        ("html page", 6, "HTML"),
+    ],
+)
+def test_exit_codes(
+    srv: ThreadedReferenceServer, via: str, case: str, code: int, needle: str
+) -> None:
+    url, token, api = srv.url, TOKEN, "documented"
+    target = PROC_FINISHED
+    if case == "unknown process":
+        target = "proc_nope"
+    elif case == "no token":
+        token = None
+    elif case == "forbidden token":
+        srv.forbidden_tokens.add("tok-revoked")
+        token = "tok-revoked"
+    elif case == "refused":
+        url = f"http://127.0.0.1:{free_port()}"
+    elif case == "html page":
+        srv.faults.append(
+            Fault(handshake_status=200, handshake_body=HTML, handshake_content_type="text/html")
+        )
+    args = ("--api", api, "logs", target)
+    started = time.monotonic()
+    if via == "clirunner":
+        result = invoke(url, *args, token=token)
+        rc, out, err = result.exit_code, result.stdout, result.stderr
+    else:
+        proc = run_exe(url, *args, token=token)
+        rc, out, err = proc.returncode, proc.stdout, proc.stderr
+    assert rc == code, err
+    assert out == ""
+    assert needle in err
+    assert err.startswith("forgectl: error: ")
+    assert len(err.strip().splitlines()) == 1
+    assert_clean_stderr(err)
+    if case == "refused":
+        assert time.monotonic() - started < 5  # fails fast: no retry without --retry-for
+
+
+def test_html_page_with_auto_detection_speaks_neither(srv: ThreadedReferenceServer) -> None:
+    srv.faults.append(
+        Fault(handshake_status=200, handshake_body=HTML, handshake_content_type="text/html")
+    )
+    result = invoke(srv.url, "logs", PROC_FINISHED)  # --api auto by default
+    assert result.exit_code == 6
+    assert result.stdout == ""
+    assert "speaks neither" in result.stderr
+    # The probe asked /api/health, which the reference server does not serve.
+    assert [rec.path for rec in srv.connections][-1] == "/api/health"
+
+
+def test_open_timeout_is_a_connect_error(srv: ThreadedReferenceServer) -> None:
+    srv.faults.append(Fault(handshake_delay=3))
+    started = time.monotonic()
+    result = invoke(srv.url, "logs", PROC_FINISHED, "--open-timeout", "0.3")
+    assert time.monotonic() - started < 2.5
+    assert (result.exit_code, result.stdout) == (3, "")
+    assert "timed out" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_retry_for_waits_for_a_server_that_starts_later() -> None:
+    port = free_port()
+    child = subprocess.Popen(
+        [EXE, "--server", f"http://127.0.0.1:{port}", "logs", PROC_FINISHED, "--retry-for", "15"],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stderr is not None
+        first = child.stderr.readline()  # the first refused attempt, reported
+        assert "waiting for the server" in first
+        with ThreadedReferenceServer(token=TOKEN, scenario=default_scenario(), port=port) as server:
+            out, err = child.communicate(timeout=15)
+            assert child.returncode == 0, err
+            assert json_lines(out) == server.processes[PROC_FINISHED].logs
+    finally:
+        child.kill()
+    assert "connection refused" in first
+    assert_clean_stderr(first + err)
+
+
+def test_retry_for_gives_up() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    result = invoke(url, "logs", PROC_FINISHED, "--retry-for", "1.5")
+    assert time.monotonic() - started < 4
+    assert (result.exit_code, result.stdout) == (3, "")
+    assert "gave up after 1.5 s" in result.stderr
+
+
+# -- -v traces, tokens redacted -----------------------------------------------------
+
+
+@pytest.mark.parametrize("via", ["clirunner", "script"])
+def test_verbose_traces_redact_the_token(srv: ThreadedReferenceServer, via: str) -> None:
+    args = ("-vv", "logs", PROC_LIVE, "--follow", "--ping-interval", "0.05")
+    srv.processes[PROC_LIVE].live_interval = 0.1  # time for a ping and its pong
+    if via == "clirunner":
+        result = invoke(srv.url, *args)
+        code, out, err = result.exit_code, result.stdout, result.stderr
+    else:
+        proc = run_exe(srv.url, *args)
+        code, out, err = proc.returncode, proc.stdout, proc.stderr
+    assert code == 0
+    assert json_lines(out) == live_logs(srv)
+    assert "connecting to http://127.0.0.1" in err
+    assert "pong" in err
+    assert TOKEN not in out + err
+    # The server did get it: redaction is in the output, not in the request.
+    assert srv.connections[0].token == TOKEN
+
+
+def test_errors_redact_a_token_given_as_a_flag(srv: ThreadedReferenceServer) -> None:
+    srv.forbidden_tokens.add(TOKEN + "x")
+    result = CliRunner().invoke(
+        cli, ["-v", "--server", srv.url, "--token", TOKEN + "x", "logs", PROC_FINISHED]
+    )
+    assert result.exit_code == 4
+    assert TOKEN not in result.stdout + result.stderr
