@@ -117,11 +117,11 @@ def check_cacert(path: str) -> None:
 
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
-    except OSError as exc:
-        raise UsageError(f"cannot use CA file {path}: {exc.strerror or exc}") from None
     except ssl.SSLError as exc:
         reason = exc.reason or str(exc)
         raise UsageError(f"cannot use CA file {path}: not a PEM CA bundle ({reason})") from None
+    except OSError as exc:
+        raise UsageError(f"cannot use CA file {path}: {exc.strerror or exc}") from None
 
 
 def plaintext_warning(server: Server, token: str | None) -> str | None:

@@ -1,0 +1,54 @@
+"""Real keyring backends for the tests (not mocks): in memory, and one that hangs.
+
+Both have ``priority = -1`` so keyring never picks them as a default; tests install
+them with ``keyring.set_keyring`` (the autouse fixture in conftest.py) or, in a
+subprocess, with ``PYTHON_KEYRING_BACKEND=keyring_backends.HangingKeyring`` and this
+directory on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from keyring.backend import KeyringBackend
+from keyring.errors import PasswordDeleteError
+
+
+class MemoryKeyring(KeyringBackend):
+    priority = -1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        try:
+            del self.entries[(service, username)]
+        except KeyError:
+            raise PasswordDeleteError("no such password") from None
+
+
+class HangingKeyring(KeyringBackend):
+    """A locked backend waiting for an unlock dialog nobody answers."""
+
+    priority = -1
+    release = threading.Event()
+
+    def _hang(self) -> None:
+        self.release.wait(60)
+
+    def get_password(self, service: str, username: str) -> str | None:
+        self._hang()
+        return None
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self._hang()
+
+    def delete_password(self, service: str, username: str) -> None:
+        self._hang()
