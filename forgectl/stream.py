@@ -79,6 +79,11 @@ class Quiet:
 QUIET = Quiet()
 
 
+#: Without --follow: at most this many frames per tick, two ticks running, is
+#: live output arriving, not history.
+TRICKLE = 3
+
+
 class _LinkState:
     """Shared between a channel's frame loop and its watchdog."""
 
@@ -198,18 +203,26 @@ async def _watchdog(
     seen = -1
     changed = loop.time()
     next_ping = changed + options.ping_interval
+    # Frames per tick over the last two ticks: the history arrives as a burst,
+    # live output of a busy process as a trickle.
+    recent = [TRICKLE + 1, TRICKLE + 1]
     while True:
         await asyncio.sleep(tick)
         now = loop.time()
+        delta = state.frames - max(seen, 0)
         if state.frames != seen:
             seen = state.frames
             changed = now
         idle = now - changed
         if settle:
             limit = options.settle if seen > 0 else options.first_frame_wait
+            recent = [recent[1], delta]
             # Without --follow, a silence long enough to call the peer dead also
             # ends the backlog: settle rather than reconnect to a silent server forever.
-            if idle >= min(limit, options.stale_timeout):
+            # A process writing faster than --settle never falls silent: once the
+            # burst has slowed to a trickle, the history is over too.
+            trickle = seen > 0 and max(recent) <= TRICKLE
+            if idle >= min(limit, options.stale_timeout) or trickle:
                 state.settled = True
                 await channel.close()
                 return

@@ -22,6 +22,7 @@ from .errors import (
     NotFoundError,
     ProtocolError,
     ServerError,
+    UsageError,
 )
 from .urls import Server
 
@@ -101,6 +102,9 @@ def status_error(url: str, status: int, content_type: str, body: bytes, what: st
         )
     if status == 404:
         return NotFoundError(f"{what} not found (HTTP 404 from {url})")
+    if status == 400 and "html" not in content_type.lower():
+        # The real server answers an id it cannot parse (not a UUID) with 400 text.
+        return UsageError(f"{what}: the server rejected the request (HTTP 400{_snippet(body, content_type)})")
     if status >= 500:
         return ServerError(f"{url}: server error HTTP {status}{_snippet(body, content_type)}")
     if "html" in content_type.lower():

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, UsageError
 from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
 from ..urls import segment
 from .base import Decoder, Dialect, Plan, Route, StreamRequest
@@ -402,7 +402,9 @@ class ForgeMonitorDecoder(_PatchDecoder):
                 continue
             pid = split(path, PROCESSES + "/")
             if pid is None or "/" in pid:
-                if not (self.sse and path.startswith("/tasks")):
+                if self.sse:  # the event stream carries every table; only processes matter
+                    self.diag.trace(f"ignored event-stream op {op} {path}", 2)
+                else:
                     self.unknown_path(op, path)
                 continue
             if op == "remove":
@@ -576,8 +578,10 @@ class ForgeDialect(Dialect):
         status, _, _ = await get(
             endpoint, f"/api/task-attempts/{segment(attempt)}", what=f"attempt {attempt}"
         )
-        if status in (400, 404):
+        if status == 404:
             raise NotFoundError(f"attempt {attempt} not found")
+        if status == 400:
+            raise UsageError(f"attempt {attempt}: the server rejected it (HTTP 400: not an attempt id)")
 
     async def fallback(
         self,
