@@ -8,8 +8,10 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import keyring
@@ -17,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 from keyring.backends import fail
 from keyring_backends import MemoryKeyring
-from reference_server import PROC_FINISHED, ThreadedReferenceServer, default_scenario
+from reference_server import PROC_FINISHED, Fault, ThreadedReferenceServer, default_scenario
 
 from forgectl import credentials
 from forgectl.cli.main import cli
@@ -262,3 +264,57 @@ def test_end_to_end_fail_backend(isolated_env: Path) -> None:
     login = run(["login", "--with-token", "--server", "127.0.0.1:1"], env, TOKEN)
     assert login.returncode == 2
     assert "no usable keyring" in login.stderr
+
+
+# -- servers that cannot tell -------------------------------------------------------------
+
+
+class _ForgeLike(BaseHTTPRequestHandler):
+    """What the real Forge server answers: its web UI for unknown paths, JSON health."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/api/health"):
+            body, ctype = b'{"success":true,"data":"OK"}', "application/json"
+        else:
+            body, ctype = b"<!doctype html><title>Forge</title>", "text/html"
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def forge_like() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _ForgeLike)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_login_to_a_forge_server_says_it_has_no_auth_and_stores(
+    forge_like: str, memory_keyring: MemoryKeyring
+) -> None:
+    result = invoke(["login", "--with-token", "--server", forge_like])
+    assert result.exit_code == 0, result.stderr
+    assert "no authentication" in result.stderr
+    assert (KEYRING_SERVICE, forge_like) in memory_keyring.entries
+
+
+def test_login_to_something_else_cannot_check(memory_keyring: MemoryKeyring) -> None:
+    with ThreadedReferenceServer(token=TOKEN) as srv:
+        srv.server.faults.append(
+            Fault(handshake_status=200, handshake_body="<html></html>", times=None)
+        )
+        srv.server.faults[-1].handshake_content_type = "text/html"
+        result = invoke(["login", "--with-token", "--server", srv.url])
+    assert result.exit_code == 6
+    assert "cannot check the token" in result.stderr
+    assert memory_keyring.entries == {}

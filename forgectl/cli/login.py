@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ..constants import ENV_TOKEN
-from ..errors import ForgeError, UsageError
+from ..errors import ExitCode, ForgeError, UsageError
 from .app import Application, pass_app
 from .options import CONNECTION_OPTIONS, connection_options
 
@@ -70,7 +70,11 @@ def _read_token(with_token: bool) -> str:
             "no terminal to prompt for the token on; pipe it in with --with-token "
             '(echo "$TOKEN" | forgectl login --with-token)'
         )
-    token = click.prompt("Token", hide_input=True, err=True).strip()
+    try:
+        token = click.prompt("Token", hide_input=True, err=True).strip()
+    except click.Abort:  # Ctrl-C or end of input at the prompt
+        click.echo(err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
     if not token:
         raise UsageError("the token is empty")
     return token
@@ -240,9 +244,9 @@ def _store(app: Application, server_url: str, token: str, insecure_storage: bool
 @connection_options(root=False)
 @pass_app
 def logout(app: Application, /, **kwargs: Any) -> None:
-    """Remove the stored token for a server (keyring and plain-text file).
+    """Remove the stored token for a server.
 
-    Exits 0 also when there was nothing to remove, saying so.
+    From the keyring and from the plain-text file. Exits 0 also when there was nothing to remove, saying so.
     """
     from ..credentials import KeyringUnavailable, file_delete, keyring_delete, keyring_indexed
 
