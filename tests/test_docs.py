@@ -166,9 +166,15 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _forgectl() -> list[str]:
+    """The installed console script (what the shell runs), else ``python -m forgectl``."""
+    script = Path(sys.executable).parent / "forgectl"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "forgectl"]
+
+
 def test_bash_completes_subcommands() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "forgectl"],
+        _forgectl(),
         env=_env(_FORGECTL_COMPLETE="bash_complete", COMP_WORDS="forgectl l", COMP_CWORD="1"),
         capture_output=True,
         text=True,
@@ -181,7 +187,7 @@ def test_bash_completes_subcommands() -> None:
 
 def test_bash_completes_options() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "forgectl"],
+        _forgectl(),
         env=_env(
             _FORGECTL_COMPLETE="bash_complete", COMP_WORDS="forgectl logs --fol", COMP_CWORD="2"
         ),
