@@ -84,7 +84,16 @@ def _connection(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: kwargs.pop(k) for k in list(kwargs) if k in CONNECTION_OPTIONS}
 
 
-@click.command("login", epilog=TOKEN_ORDER)
+@click.command(
+    "login",
+    epilog=f"""{TOKEN_ORDER}
+
+\b
+Examples:
+  forgectl login --server https://forge.example.com
+  echo "$FORGE_CI_TOKEN" | forgectl login --with-token -s https://forge.example.com
+  forgectl login --with-token --insecure-storage < token.txt   # no keyring here""",
+)
 @click.option(
     "--with-token",
     is_flag=True,
@@ -240,7 +249,13 @@ def _store(app: Application, server_url: str, token: str, insecure_storage: bool
         diag.note(f"{ENV_TOKEN} is set in this environment and takes precedence")
 
 
-@click.command("logout", epilog=TOKEN_ORDER)
+@click.command(
+    "logout",
+    epilog="""\b
+Examples:
+  forgectl logout --server https://forge.example.com
+  forgectl logout --profile work""",
+)
 @connection_options(root=False)
 @pass_app
 def logout(app: Application, /, **kwargs: Any) -> None:
@@ -272,7 +287,15 @@ def logout(app: Application, /, **kwargs: Any) -> None:
         diag.note(f"{ENV_TOKEN} is still set in this environment")
 
 
-@click.command("status")
+@click.command(
+    "status",
+    epilog=f"""{TOKEN_ORDER}
+
+\b
+Examples:
+  forgectl auth status
+  forgectl auth status --profile work --json | jq -r .token_source""",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @connection_options(root=False)
 @pass_app
@@ -318,7 +341,16 @@ def status(app: Application, /, as_json: bool, **kwargs: Any) -> None:
         click.echo(f"{key + ':':9}{value}")
 
 
-@click.group("auth", epilog=TOKEN_ORDER)
+@click.group(
+    "auth",
+    epilog=f"""{TOKEN_ORDER}
+
+\b
+Examples:
+  forgectl auth login --server https://forge.example.com
+  forgectl auth status
+  forgectl auth logout""",
+)
 def auth() -> None:
     """Manage stored tokens: login, logout, status."""
 
