@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from .app import Application, pass_app
+from .complete import complete_attempt_id
 from .options import CONNECTION_OPTIONS, connection_options, output_options, stream_options
 
 
@@ -18,7 +19,7 @@ Examples:
   forgectl diff 8c1e... --json | jq -r .diff | git apply --stat
   forgectl diff 8c1e... --follow --stat""",
 )
-@click.argument("attempt_id", metavar="ATTEMPT_ID")
+@click.argument("attempt_id", metavar="ATTEMPT_ID", shell_complete=complete_attempt_id)
 @click.option("--follow", "-f", is_flag=True, help="Print every update, not just the current diff.")
 @click.option(
     "--stat",

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from .app import Application, pass_app
+from .complete import complete_process_id
 from .options import CONNECTION_OPTIONS, connection_options, output_options, stream_options
 
 
@@ -19,7 +20,7 @@ Examples:
   forgectl logs 3f2a... --raw > build.log
   forgectl logs 3f2a... --follow --exit-status --wait-start 60   # CI: wait, then exit as the job did""",
 )
-@click.argument("process_id", metavar="PROCESS_ID")
+@click.argument("process_id", metavar="PROCESS_ID", shell_complete=complete_process_id)
 @click.option(
     "--raw", is_flag=True, help="The raw output, byte for byte, instead of normalized entries."
 )

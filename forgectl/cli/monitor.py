@@ -8,6 +8,7 @@ import click
 
 from ..events import PROCESS_EVENT_TYPES
 from .app import Application, pass_app
+from .complete import complete_attempt_id, complete_process_id
 from .options import CONNECTION_OPTIONS, connection_options, output_options, stream_options
 
 
@@ -20,11 +21,18 @@ Examples:
   forgectl monitor --process 3f2a... --exit-status     # exit as the process did
   forgectl monitor --attempt 8c1e... --until-idle      # wait until nothing runs""",
 )
-@click.option("--attempt", "-a", metavar="ATTEMPT_ID", help="Only processes of this task attempt.")
+@click.option(
+    "--attempt",
+    "-a",
+    metavar="ATTEMPT_ID",
+    shell_complete=complete_attempt_id,
+    help="Only processes of this task attempt.",
+)
 @click.option(
     "--process",
     "processes",
     multiple=True,
+    shell_complete=complete_process_id,
     metavar="PROCESS_ID",
     help="Only this process (repeatable); its past events are reported too.",
 )

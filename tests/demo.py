@@ -1,0 +1,88 @@
+"""The demo behind ``bash tests/demo.sh``: forgectl against a real Forge server.
+
+Runs inside a private network namespace (demo.sh arranges it); talks to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from forge_server import ForgeServer  # noqa: E402
+
+SETUP = (
+    "echo 'installing dependencies...'; sleep 0.5; "
+    'for i in 1 2 3 4 5; do echo "step $i/5: compiling module_$i"; sleep 0.4; done; '
+    "echo 'warning: 1 deprecated API' >&2; echo 'setup done'"
+)
+DEV = 'i=0; while true; do echo "dev server: request $i served"; i=$((i+1)); sleep 0.3; done'
+
+
+def banner(text: str) -> None:
+    print(f"\n\033[1m$ {text}\033[0m" if sys.stdout.isatty() else f"\n$ {text}", flush=True)
+
+
+def forgectl(server: str, *args: str) -> int:
+    command = ["forgectl", "-s", server, *args]
+    banner(shlex.join(["forgectl", *args]))
+    return subprocess.call(command)
+
+
+def main() -> int:
+    with ForgeServer() as server:
+        url = server.url
+        print(f"Forge {url} (private network namespace, analytics off)", flush=True)
+        repo = server.make_repo("demo")
+        project = server.create_project("demo", repo, setup_script=SETUP, dev_script=DEV)
+        task = server.create_task(project["id"], "Add a greeting")
+        attempt = server.create_attempt(task["id"])["id"]
+        setup = server.wait_for_process(attempt, "setupscript", {"running", "completed", "failed"})
+
+        banner(f"forgectl monitor --attempt {attempt} &")
+        monitor = subprocess.Popen(
+            ["forgectl", "-s", url, "monitor", "--attempt", attempt, "--history"]
+        )
+        time.sleep(0.5)
+
+        status = forgectl(url, "logs", setup["id"], "--follow", "--exit-status")
+        print(f"(exit status {status}: the setup script's own)", flush=True)
+        forgectl(url, "logs", setup["id"], "--raw")
+
+        worktree = server.attempt_worktree(attempt)
+        (worktree / "README.md").write_text("hello\nHello from the demo!\n")
+        (worktree / "greet.py").write_text('def greet(name):\n    return f"Hello, {name}!"\n')
+        time.sleep(0.5)
+        forgectl(url, "diff", attempt)
+        forgectl(url, "diff", attempt, "--stat")
+        banner(f"forgectl diff {attempt} --json | jq '{{filesChanged, insertions, deletions}}'")
+        diff = subprocess.run(
+            ["forgectl", "-s", url, "diff", attempt, "--json"], capture_output=True, check=False
+        )
+        subprocess.run(
+            ["jq", "-c", "{filesChanged, insertions, deletions}"], input=diff.stdout, check=False
+        )
+
+        server.start_dev_server(attempt)
+        dev = server.wait_for_process(attempt, "devserver", {"running"})
+        time.sleep(1.2)
+        forgectl(url, "logs", dev["id"], "--raw", "--timestamps")
+        server.stop_process(dev["id"])
+        time.sleep(1.0)
+
+        monitor.send_signal(signal.SIGINT)
+        code = monitor.wait(timeout=5)
+        print(f"(monitor stopped with Ctrl-C: exit {code})", flush=True)
+    print("\nForge server stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("FORCE_COLOR", "1") if sys.stdout.isatty() else None
+    sys.exit(main())
