@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from forge_server import ForgeServer  # noqa: E402
+from forge_server import ForgeServer
 
 SETUP = (
     "echo 'installing dependencies...'; sleep 0.5; "
@@ -84,5 +84,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("FORCE_COLOR", "1") if sys.stdout.isatty() else None
+    if sys.stdout.isatty():
+        os.environ.setdefault("FORCE_COLOR", "1")
     sys.exit(main())
