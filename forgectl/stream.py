@@ -118,6 +118,10 @@ class Channel:
     def abort(self) -> None:
         raise NotImplementedError
 
+    def progress(self) -> int:
+        """A number that changes while bytes of a frame not yet complete arrive."""
+        return 0
+
 
 class WebSocketChannel(Channel):
     def __init__(self, ws: Any) -> None:
@@ -173,6 +177,14 @@ class WebSocketChannel(Channel):
         if transport is not None:
             transport.abort()
 
+    def progress(self) -> int:
+        # Bytes buffered for the frame being received: a 64 MiB frame on a slow
+        # link is not silence.
+        try:
+            return len(self.ws.protocol.reader.buffer)
+        except AttributeError:
+            return 0
+
 
 def _close_text(exc: Any) -> str:
     rcvd = exc.rcvd
@@ -201,6 +213,7 @@ async def _watchdog(
         tick = min(tick, options.settle / 2)
     tick = max(tick, 0.01)
     seen = -1
+    seen_partial = 0
     changed = loop.time()
     next_ping = changed + options.ping_interval
     # Frames per tick over the last two ticks: the history arrives as a burst,
@@ -210,6 +223,12 @@ async def _watchdog(
         await asyncio.sleep(tick)
         now = loop.time()
         delta = state.frames - max(seen, 0)
+        partial = channel.progress()
+        if partial != seen_partial:
+            # Mid-frame: the link is busy, neither silent nor a trickle.
+            seen_partial = partial
+            changed = now
+            delta = max(delta, TRICKLE + 1)
         if state.frames != seen:
             seen = state.frames
             changed = now
