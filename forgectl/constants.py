@@ -11,6 +11,7 @@ ENV_PROFILE = "FORGE_PROFILE"
 ENV_CACERT = "FORGE_CACERT"
 ENV_DEBUG = "FORGECTL_DEBUG"
 ENV_CONFIG_DIR = "FORGECTL_CONFIG_DIR"
+ENV_KEYRING_TIMEOUT = "FORGECTL_KEYRING_TIMEOUT"
 
 #: Service name of the keyring entries (the user name is the normalized server URL).
 KEYRING_SERVICE = "forgectl"

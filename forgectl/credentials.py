@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .constants import KEYRING_SERVICE
+from .constants import ENV_KEYRING_TIMEOUT, KEYRING_SERVICE
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-ENV_KEYRING_TIMEOUT = "FORGECTL_KEYRING_TIMEOUT"
 DEFAULT_KEYRING_TIMEOUT = 3.0
 #: Index of the servers whose token is in the keyring (no secrets in it).
 INDEX_FILE = "keyring.json"

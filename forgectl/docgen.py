@@ -23,12 +23,8 @@ import click
 
 from . import __version__
 from .config import CONFIG_FILE
-from .credentials import (
-    DEFAULT_KEYRING_TIMEOUT,
-    ENV_KEYRING_TIMEOUT,
-    INDEX_FILE,
-    TOKENS_FILE,
-)
+from .constants import ENV_KEYRING_TIMEOUT
+from .credentials import DEFAULT_KEYRING_TIMEOUT, INDEX_FILE, TOKENS_FILE
 from .errors import ExitCode
 from .settings import TOKEN_SOURCES
 

@@ -74,8 +74,15 @@ class Application:
         )
 
     def output_mode(self, requested: str | None) -> str:
+        """--json/--pretty, else the profile's ``output``, else by what stdout is."""
         if requested:
             return requested
+        from .runner import usage_guard
+
+        with usage_guard(self):
+            profile_output = self.settings.output
+        if profile_output:
+            return profile_output
         try:
             return "pretty" if sys.stdout.isatty() else "json"
         except (AttributeError, ValueError):

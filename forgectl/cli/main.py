@@ -20,6 +20,10 @@ Output: JSON lines on stdout when piped or with --json (one server object per
 line, unchanged); pretty output on a terminal. Diagnostics go to stderr only.
 
 \b
+Token: --token, else FORGE_TOKEN, else the profile's token_file, else the OS
+keyring entry saved by `forgectl login` for the server, else the plain-text
+file saved by `forgectl login --insecure-storage`.
+
 Exit status: {EXIT_CODE_HELP}.
 
 \b

@@ -69,9 +69,9 @@ def connection_options(root: bool) -> Callable[[F], F]:
                     metavar="TOKEN",
                     **env(ENV_TOKEN),
                     help=shown(
-                        "API token; else the keyring entry saved by `forgectl login`, "
-                        "else the plain-text file. Prefer the environment variable: "
-                        "a flag shows in process listings.",
+                        "API token; else the profile's token_file, else the keyring entry "
+                        "saved by `forgectl login`, else the plain-text file. Prefer the "
+                        "environment variable: a flag shows in process listings.",
                         ENV_TOKEN,
                     ),
                 ),
