@@ -104,7 +104,9 @@ def status_error(url: str, status: int, content_type: str, body: bytes, what: st
         return NotFoundError(f"{what} not found (HTTP 404 from {url})")
     if status == 400 and "html" not in content_type.lower():
         # The real server answers an id it cannot parse (not a UUID) with 400 text.
-        return UsageError(f"{what}: the server rejected the request (HTTP 400{_snippet(body, content_type)})")
+        return UsageError(
+            f"{what}: the server rejected the request (HTTP 400{_snippet(body, content_type)})"
+        )
     if status >= 500:
         return ServerError(f"{url}: server error HTTP {status}{_snippet(body, content_type)}")
     if "html" in content_type.lower():
@@ -180,7 +182,13 @@ async def open_websocket(
         raise ConnectError(f"cannot connect to {shown}: bad handshake ({reason})") from None
     except InvalidHandshake as exc:
         raise ProtocolError(f"{shown}: WebSocket handshake failed: {exc}") from None
-    except (OSError, TimeoutError) as exc:
+    except TimeoutError:
+        # Connected, but the handshake never completed (a stuck proxy or server).
+        raise ConnectError(
+            f"cannot connect to {shown}: no handshake answer within "
+            f"{endpoint.open_timeout:g} s (--open-timeout)"
+        ) from None
+    except OSError as exc:
         raise connect_error(shown, exc) from None
 
 
