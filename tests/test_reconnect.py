@@ -120,6 +120,18 @@ def test_stale_peer_is_detected_and_reconnected(srv: ThreadedReferenceServer) ->
     assert "connection lost: no data for 0.5 s (dead peer); reconnecting in" in note
 
 
+def test_accepting_but_silent_server_is_reconnected_with_follow(
+    srv: ThreadedReferenceServer,
+) -> None:
+    srv.faults.append(Fault(path=FINISHED_PATH, accept_then_silent=True))
+    result = invoke(srv.url, "logs", PROC_FINISHED, "--follow", "--stale-timeout", "0.5")
+    assert result.exit_code == 0, result.stderr
+    assert json_lines(result.stdout) == srv.processes[PROC_FINISHED].logs
+    (note,) = notes(result.stderr)
+    assert "no data for 0.5 s (dead peer)" in note
+    assert len(srv.accepted) == 2
+
+
 def test_no_reconnect_exits_3(srv: ThreadedReferenceServer) -> None:
     srv.faults.append(Fault(path=FINISHED_PATH, drop_after=2))
     result = invoke(srv.url, "logs", PROC_FINISHED, "--follow", "--no-reconnect")
