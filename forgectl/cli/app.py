@@ -30,7 +30,9 @@ class Application:
     def override(self, values: dict[str, Any]) -> None:
         """Connection options given after the subcommand win over the root's."""
         for key, value in values.items():
-            if value is not None:
+            if key == "verbose":
+                self.verbose = max(self.verbose, value or 0)
+            elif value is not None:
                 self.connection[key] = value
 
     @property

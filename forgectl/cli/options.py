@@ -30,7 +30,7 @@ def _apply(func: F, options: list[Callable[[F], F]]) -> F:
     return func
 
 
-CONNECTION_OPTIONS = ("server", "token", "api", "profile", "cacert", "insecure")
+CONNECTION_OPTIONS = ("server", "token", "api", "profile", "cacert", "insecure", "verbose")
 
 
 def connection_options(root: bool) -> Callable[[F], F]:
@@ -104,6 +104,18 @@ def connection_options(root: bool) -> Callable[[F], F]:
                     is_flag=True,
                     default=None,
                     help="Skip TLS certificate verification (prints a warning).",
+                ),
+                *(
+                    []
+                    if root
+                    else [
+                        click.option(
+                            "--verbose",
+                            "-v",
+                            count=True,
+                            help="Trace connections and frames on stderr (-vv: more).",
+                        )
+                    ]
                 ),
             ],
         )
