@@ -73,6 +73,7 @@ class Application:
             ping_interval=kwargs["ping_interval"],
             stale_timeout=kwargs["stale_timeout"],
             settle=kwargs["settle"],
+            wait_start=kwargs.get("wait_start"),
         )
 
     def output_mode(self, requested: str | None) -> str:

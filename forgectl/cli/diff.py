@@ -27,12 +27,6 @@ Examples:
     help="Summary only: changed files and counts (the real server then sends no contents).",
 )
 @click.option("--name-only", is_flag=True, help="Only the names of changed files.")
-@click.option(
-    "--wait-start",
-    type=click.FloatRange(min=0),
-    metavar="SECONDS",
-    help="If the attempt does not exist yet, keep polling for it this long.",
-)
 @output_options
 @stream_options
 @connection_options(root=False)
@@ -44,7 +38,6 @@ def diff(
     follow: bool,
     stat: bool,
     name_only: bool,
-    wait_start: float | None,
     output: str | None,
     color: str,
     **kwargs: Any,
@@ -64,7 +57,6 @@ def diff(
     app.override({k: kwargs.pop(k) for k in list(kwargs) if k in CONNECTION_OPTIONS})
     request = StreamRequest("diff", attempt_id, follow=follow, stats_only=stat)
     options = app.stream_options(kwargs)
-    options.wait_start = wait_start
     renderer = app.renderer(app.output_mode(output), color, stat_only=stat, name_only=name_only)
 
     async def body() -> int:

@@ -65,12 +65,6 @@ Examples:
     is_flag=True,
     help="Prefix raw and pretty lines with the local time they arrived.",
 )
-@click.option(
-    "--wait-start",
-    type=click.FloatRange(min=0),
-    metavar="SECONDS",
-    help="If the process does not exist yet, keep polling for it this long.",
-)
 @output_options
 @stream_options
 @connection_options(root=False)
@@ -88,7 +82,6 @@ def logs(
     since: str | None,
     tail: int | None,
     timestamps: bool,
-    wait_start: float | None,
     output: str | None,
     color: str,
     **kwargs: Any,
@@ -122,7 +115,6 @@ def logs(
     mode = output or ("raw" if raw else app.output_mode(None))
     request = StreamRequest("raw" if raw else "logs", process_id, follow=follow)
     options = app.stream_options(kwargs)
-    options.wait_start = wait_start
     options.mark_backlog = tail is not None
     renderer = app.renderer(mode, color, timestamps=timestamps)
     pipeline = Pipeline()

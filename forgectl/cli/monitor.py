@@ -65,12 +65,6 @@ Examples:
     is_flag=True,
     help="With one --process: exit when it ends, with its exit code (137 stopped, 125 failed without a code).",
 )
-@click.option(
-    "--wait-start",
-    type=click.FloatRange(min=0),
-    metavar="SECONDS",
-    help="If the attempt does not exist yet, keep polling for it this long.",
-)
 @output_options
 @stream_options
 @connection_options(root=False)
@@ -85,7 +79,6 @@ def monitor(
     history: bool,
     until_idle: bool,
     exit_status: bool,
-    wait_start: float | None,
     output: str | None,
     color: str,
     **kwargs: Any,
@@ -110,7 +103,6 @@ def monitor(
         raise click.UsageError("--exit-status needs exactly one --process")
     request = StreamRequest("monitor", attempt, follow=True, history=history or bool(processes))
     options = app.stream_options(kwargs)
-    options.wait_start = wait_start
     options.mark_backlog = until_idle
     renderer = app.renderer(app.output_mode(output), color)
     keep = ProcessFilter(

@@ -193,6 +193,13 @@ def stream_options(func: F) -> F:
                 help="Give up on a connection handshake after this long.",
             ),
             click.option(
+                "--wait-start",
+                type=click.FloatRange(min=0),
+                metavar="SECONDS",
+                help="If the process or attempt does not exist yet (404), keep polling "
+                "for it this long (CI often starts following before the job exists).",
+            ),
+            click.option(
                 "--settle",
                 type=_POSITIVE,
                 default=DEFAULT_SETTLE,
