@@ -8,6 +8,7 @@ index for logs, by record state for processes, by content for diffs).
 
 from __future__ import annotations
 
+import time
 import zlib
 from array import array
 from collections.abc import Iterable
@@ -222,37 +223,71 @@ def normalize_entry(index: int, value: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class ForgeLogsDecoder(_EntriesDecoder):
-    """Normalized entries; a replaced entry is emitted again as a new revision.
+    """Normalized entries, each printed once it stops changing, or again as a new revision.
 
-    ``metadata.index`` is the entry's position and ``metadata.revision`` counts
-    its versions (0 first). A resent entry identical to the one printed is skipped.
+    The server rewrites entries in place (``replace /entries/<n>``: streaming
+    assistant text, an error message read in two chunks), and a finished process's
+    history replays every version, the first ones included. So the newest entry is
+    held back until a later entry arrives, the stream ends or goes quiet
+    (:attr:`quiet_after`, only with ``follow``: without it the backlog settles
+    anyway): versions replaced meanwhile are never printed. A version replacing one
+    already printed is printed again, with the same ``metadata.index`` and the next
+    ``metadata.revision`` (0 first). A version seen before (the history resent after
+    a reconnect) is skipped.
     """
 
-    def __init__(self, diag: Diagnostics) -> None:
+    def __init__(self, diag: Diagnostics, follow: bool = True) -> None:
         super().__init__(diag)
+        #: crc of the first version seen of each entry; later versions in ``more``
         self.crcs = array("I")
+        self.more: dict[int, set[int]] = {}
+        #: revision of the last version printed, per entry
         self.revisions: dict[int, int] = {}
+        self.pending: tuple[int, dict[str, Any]] | None = None
+        self.quiet_after = 0.25 if follow else None
 
     def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
-        doc = normalize_entry(index, value)
-        if doc is None:
-            self.diag.bad_frame("unexpected log entry", f"entry {index}: not a NORMALIZED_ENTRY")
-            return
         crc = zlib.crc32(orjson.dumps(value))
         crcs = self.crcs
         if index < len(crcs):
             if crcs[index] == crc:
-                return  # resent after a reconnect, unchanged
-            crcs[index] = crc
-            revision = self.revisions.get(index, 0) + 1
-            self.revisions[index] = revision
-            doc["metadata"]["revision"] = revision
+                return  # a version already seen: resent after a reconnect
+            seen = self.more.get(index)
+            if seen is None:
+                seen = self.more[index] = set()
+            elif crc in seen:
+                return
+            seen.add(crc)
         else:
             while len(crcs) < index:
                 crcs.append(0)
             crcs.append(crc)
-            doc["metadata"]["revision"] = 0
+        pending = self.pending
+        if pending is not None and pending[0] != index:
+            self._print(out)
+        self.pending = (index, value)
+
+    def _print(self, out: list[Event]) -> None:
+        if self.pending is None:
+            return
+        index, value = self.pending
+        self.pending = None
+        doc = normalize_entry(index, value)
+        if doc is None:
+            self.diag.bad_frame("unexpected log entry", f"entry {index}: not a NORMALIZED_ENTRY")
+            return
+        revision = self.revisions.get(index, -1) + 1
+        self.revisions[index] = revision
+        doc["metadata"]["revision"] = revision
         out.append(LogEntry(doc))
+
+    def quiet(self) -> list[Event]:
+        out: list[Event] = []
+        self._print(out)
+        return out
+
+    def finish(self) -> list[Event]:
+        return self.quiet()
 
 
 # -- processes -------------------------------------------------------------------
@@ -382,15 +417,25 @@ class ForgeMonitorDecoder(_PatchDecoder):
         self.first = True
         self.in_snapshot = False
         self.pending: dict[str, dict[str, Any]] = {}
+        self.opened = 0.0
+        self.fed = False
         if sse:
             self.quiet_after = 1.0
 
     def connected(self) -> None:
         self.in_snapshot = True
         self.pending = {}
+        self.opened = time.monotonic()
+        self.fed = False
 
     def apply(self, frame: Frame) -> list[Event]:
         out: list[Event] = []
+        if self.sse and not self.fed:
+            self.fed = True
+            # The replay is written as soon as the stream opens; a first frame that
+            # comes later is live: the replay was empty (a fresh server).
+            if time.monotonic() - self.opened > (self.quiet_after or 0):
+                self.end_snapshot(out)
         for op, path, value in ops_of(frame):
             if path == PROCESSES and op in ("add", "replace"):
                 if type(value) is not dict:
@@ -473,6 +518,17 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def _fix_counts(content: dict[str, Any]) -> dict[str, Any]:
+    """The server's counts (sent when contents are omitted) give an added file one
+    deletion and, alike, a deleted file one addition; neither has any."""
+    change = content.get("change")
+    if change == "added" and content.get("deletions"):
+        return {**content, "deletions": 0}
+    if change == "deleted" and content.get("additions"):
+        return {**content, "additions": 0}
+    return content
+
+
 class ForgeDiffDecoder(_PatchDecoder):
     """Keeps the attempt's file map and emits a ``diff_update`` per settled burst.
 
@@ -513,7 +569,7 @@ class ForgeDiffDecoder(_PatchDecoder):
             if type(content) is not dict:
                 self.diag.bad_frame("unexpected diff entry", f"{path}: no content")
                 continue
-            if self.state.set(name, content):
+            if self.state.set(name, _fix_counts(content)):
                 self.changed = True
         return []
 
@@ -555,7 +611,7 @@ class ForgeDialect(Dialect):
             decoder = ForgeRawDecoder(diag)
         elif request.kind == "logs":
             route = Route(f"/api/execution-processes/{target}/normalized-logs/ws")
-            decoder = ForgeLogsDecoder(diag)
+            decoder = ForgeLogsDecoder(diag, request.follow)
         elif request.kind == "diff":
             query = {"stats_only": "true"} if request.stats_only else {}
             route = Route(f"/api/task-attempts/{target}/diff/ws", query)
@@ -581,7 +637,9 @@ class ForgeDialect(Dialect):
         if status == 404:
             raise NotFoundError(f"attempt {attempt} not found")
         if status == 400:
-            raise UsageError(f"attempt {attempt}: the server rejected it (HTTP 400: not an attempt id)")
+            raise UsageError(
+                f"attempt {attempt}: the server rejected it (HTTP 400: not an attempt id)"
+            )
 
     async def fallback(
         self,
