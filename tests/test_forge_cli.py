@@ -1,0 +1,524 @@
+"""forgectl end to end against the REAL Forge server (npm @automagik/forge 0.7.4).
+
+The installed console script runs in a subprocess with ``-s <server.url>`` and no
+``--api`` flag, so auto-detection is exercised on every run; a few runs go
+through CliRunner and the Python API. The server builds real processes
+(tests/forge_server.py): a setup script that prints lines and exits 3, a dev
+server that gets killed, a coding agent that fails offline, files changed in the
+worktree.
+
+Runs only inside a loopback-only network namespace:
+
+    unshare -rn sh -c 'ip link set lo up && exec .venv/bin/python -m pytest -q tests/test_forge_cli.py'
+
+Elsewhere, or without the binary, the tests skip; with ``CI=true`` they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from queue import Empty, Queue
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from forge_server import (
+    BINARY_SCRIPT,
+    SCENARIO_FILES,
+    ForgeServer,
+    Scenario,
+    find_binary,
+    in_private_netns,
+    make_scenario,
+)
+
+from forgectl import ForgeClient
+from forgectl.cli.main import cli
+from forgectl.events import DiffUpdate, LogEntry, ProcessEvent
+from forgectl.stream import StreamOptions
+
+pytestmark = pytest.mark.timeout(90)
+
+# Resolved at import time: tests/conftest.py strips FORGECTL_* variables per test.
+BINARY = find_binary()
+EXE = str(Path(sys.executable).with_name("forgectl"))
+UNKNOWN = "00000000-0000-0000-0000-000000000000"
+LOG_KEYS = {"level", "message", "timestamp", "source", "metadata"}
+
+
+def require_real_server() -> None:
+    if not in_private_netns():
+        reason = (
+            "not in a private loopback-only network namespace; run under "
+            "`unshare -rn sh -c 'ip link set lo up; exec pytest ...'`"
+        )
+    elif BINARY is None:
+        reason = f"Forge binary not found: set FORGECTL_FORGE_BIN or run {BINARY_SCRIPT}"
+    else:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but the real Forge server cannot run: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ForgeServer]:
+    require_real_server()
+    with ForgeServer(BINARY) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def sc(server: ForgeServer) -> Scenario:
+    """Setup script exits 3 (no coding agent), a killed dev server, changed files."""
+    return make_scenario(server, name="cli", setup_exit=3, dev_run_seconds=0.6)
+
+
+@pytest.fixture(scope="module")
+def agent(server: ForgeServer) -> Scenario:
+    """Setup script exits 0, so the coding agent runs (and fails offline)."""
+    return make_scenario(
+        server, name="agent", setup_exit=0, setup_sleep=0.05, dev_server=False, write_files=False
+    )
+
+
+def run(
+    server: ForgeServer, *args: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EXE, "-s", server.url, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def jsonl(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+class Live:
+    """A console-script run read line by line while the test acts on the server."""
+
+    def __init__(self, server: ForgeServer, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [EXE, "-s", server.url, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: Queue[str] = Queue()
+        self.stderr = ""
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def next(self, timeout: float = 10) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.lines.get(timeout=timeout)))
+        except Empty:
+            raise AssertionError(f"no output within {timeout} s") from None
+
+    def until(self, pred: Any, timeout: float = 15) -> list[dict[str, Any]]:
+        """Lines up to and including the first one ``pred`` accepts."""
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            seen.append(self.next(max(0.1, deadline - time.monotonic())))
+            if pred(seen[-1]):
+                return seen
+
+    def interrupt(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        _, self.stderr = self.proc.communicate(timeout=10)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+# -- dialect selection ---------------------------------------------------------------
+
+
+def test_auto_detection_picks_forge_and_says_why(server: ForgeServer, sc: Scenario) -> None:
+    proc = run(server, "-v", "logs", sc.setup_process_id, "--raw")
+    assert proc.returncode == 0, proc.stderr
+    trace = [line for line in proc.stderr.splitlines() if "dialect:" in line]
+    assert len(trace) == 1, proc.stderr
+    assert "dialect: forge" in trace[0]
+    assert "HTML page (HTTP 200)" in trace[0]  # what the documented route answered
+    assert "GET /api/health answered HTTP 200 application/json" in trace[0]
+    assert f"/api/execution-processes/{sc.setup_process_id}/raw-logs/ws" in proc.stderr
+    assert proc.stdout == run(server, "logs", sc.setup_process_id, "--raw").stdout
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_api_forge_skips_detection(server: ForgeServer, sc: Scenario, how: str) -> None:
+    args = ["--api", "forge"] if how == "flag" else []
+    env = {"FORGE_API": "forge"} if how == "env" else {}
+    proc = run(server, "-v", *args, "logs", sc.setup_process_id, "--raw", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "/ws/" not in proc.stderr and "dialect:" not in proc.stderr  # straight to /api
+    assert proc.stdout.replace(sc.setup_stderr, "", 1) == sc.setup_stdout
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_api_documented_against_the_real_server_is_a_protocol_error(
+    server: ForgeServer, sc: Scenario, how: str
+) -> None:
+    args = ["--api", "documented"] if how == "flag" else []
+    env = {"FORGE_API": "documented"} if how == "env" else {}
+    proc = run(server, *args, "logs", sc.setup_process_id, env=env)
+    assert proc.returncode == 6, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("forgectl: error: ")
+    assert "HTML page (HTTP 200)" in proc.stderr
+    assert f"/ws/execution-processes/{sc.setup_process_id}/logs/normalized" in proc.stderr
+
+
+# -- logs ------------------------------------------------------------------------------
+
+
+def test_raw_logs_verbatim(server: ForgeServer, sc: Scenario) -> None:
+    raw = run(server, "logs", sc.setup_process_id, "--raw")
+    assert raw.returncode == 0, raw.stderr
+    assert raw.stderr == ""
+    chunks = run(server, "logs", sc.setup_process_id, "--raw", "--json")
+    assert chunks.returncode == 0, chunks.stderr
+    objects = jsonl(chunks.stdout)
+    assert all(set(o) == {"stream", "content"} for o in objects)
+    # Per stream, exactly what the script wrote: no newline added or dropped.
+    for stream, expected in (("stdout", sc.setup_stdout), ("stderr", sc.setup_stderr)):
+        assert "".join(o["content"] for o in objects if o["stream"] == stream) == expected
+    # The plain output is the same chunks, in the server's order, nothing else.
+    assert raw.stdout == "".join(o["content"] for o in objects)
+
+
+def test_raw_logs_through_clirunner(server: ForgeServer, sc: Scenario) -> None:
+    result = CliRunner().invoke(
+        cli, ["--server", server.url, "logs", sc.setup_process_id, "--raw", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    objects = jsonl(result.stdout)
+    assert "".join(o["content"] for o in objects if o["stream"] == "stdout") == sc.setup_stdout
+
+
+def test_normalized_logs_of_a_script_fall_back_to_raw(server: ForgeServer, sc: Scenario) -> None:
+    proc = run(server, "logs", sc.setup_process_id)
+    assert proc.returncode == 0, proc.stderr
+    assert "has no normalized log stream; showing its raw output" in proc.stderr
+    assert "error" not in proc.stderr
+    entries = jsonl(proc.stdout)
+    assert all(set(e) == LOG_KEYS for e in entries)
+    out = [e["message"] for e in entries if e["source"] == "stdout"]
+    err = [e for e in entries if e["source"] == "stderr"]
+    assert out == sc.setup_stdout.splitlines()
+    assert [e["message"] for e in err] == sc.setup_stderr.splitlines()
+    assert {e["level"] for e in err} == {"warn"}
+    assert {e["metadata"]["entryType"] for e in entries} == {"STDOUT", "STDERR"}
+
+
+def test_normalized_logs_of_the_coding_agent(server: ForgeServer, agent: Scenario) -> None:
+    assert agent.coding_agent_process_id is not None
+    proc = run(server, "logs", agent.coding_agent_process_id)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    (entry,) = jsonl(proc.stdout)
+    assert set(entry) == LOG_KEYS
+    assert entry["level"] == "error"
+    assert entry["message"].startswith("npm error code ENOTCACHED")
+    assert entry["source"] == "executor"
+    assert "timestamp" in entry
+    meta = entry["metadata"]
+    assert (meta["entryType"], meta["index"], meta["revision"]) == ("error_message", 0, 0)
+    assert meta["errorType"] == "other"
+
+
+def test_filters_match_client_side_filtering(server: ForgeServer, sc: Scenario) -> None:
+    everything = jsonl(run(server, "logs", sc.setup_process_id).stdout)
+    assert len(everything) == 6
+
+    def messages(*args: str) -> list[str]:
+        proc = run(server, "logs", sc.setup_process_id, *args)
+        assert proc.returncode == 0, proc.stderr
+        return [e["message"] for e in jsonl(proc.stdout)]
+
+    every = [e["message"] for e in everything]
+    assert messages("--tail", "2") == every[-2:]
+    assert messages("--tail", "0") == []
+    assert messages("--grep", r"line [23]") == [m for m in every if re.search(r"line [23]", m)]
+    assert messages("--level", "warn") == [e["message"] for e in everything if e["level"] == "warn"]
+    assert messages("--level", "error") == []
+    assert messages("--source", "stderr") == sc.setup_stderr.splitlines()
+    # Script output has no timestamps: --since cannot tell their age and keeps them.
+    assert messages("--since", "1m") == every
+    raw = run(server, "logs", sc.setup_process_id, "--raw", "--grep", "^line")
+    assert raw.stdout == "line 1\nline 2\nline 3\n"
+
+
+def test_level_filter_on_the_coding_agent(server: ForgeServer, agent: Scenario) -> None:
+    assert agent.coding_agent_process_id is not None
+    errors = run(server, "logs", agent.coding_agent_process_id, "--level", "error")
+    assert [e["level"] for e in jsonl(errors.stdout)] == ["error"]
+    infos = run(server, "logs", agent.coding_agent_process_id, "--level", "info,success")
+    assert infos.returncode == 0 and infos.stdout == ""
+
+
+def test_logs_of_an_unknown_process(server: ForgeServer) -> None:
+    proc = run(server, "logs", UNKNOWN)
+    assert proc.returncode == 5, proc.stderr
+    assert f"process {UNKNOWN} not found" in proc.stderr
+    bad = run(server, "logs", "not-a-uuid", "--raw")
+    assert bad.returncode == 2, bad.stderr
+
+
+def test_wait_start_polls_then_gives_up(server: ForgeServer) -> None:
+    started = time.monotonic()
+    proc = run(server, "logs", UNKNOWN, "--wait-start", "1.5")
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 5, proc.stderr
+    assert "waiting up to 1.5 s for it to appear" in proc.stderr
+    assert proc.stderr.count("waiting up to") == 1
+    assert 1.4 <= elapsed < 8, elapsed
+
+
+# -- --exit-status ---------------------------------------------------------------------
+
+
+def test_exit_status_of_logs_follow(server: ForgeServer, sc: Scenario) -> None:
+    failed = run(server, "logs", sc.setup_process_id, "--follow", "--exit-status")
+    assert failed.returncode == 3, failed.stderr
+    assert "forgectl: error" not in failed.stderr  # the process's code, not ours
+    assert jsonl(failed.stdout)[0]["message"] == "setup-start"
+    assert sc.dev_process_id is not None
+    killed = run(server, "logs", sc.dev_process_id, "--raw", "--follow", "--exit-status")
+    assert killed.returncode == 137, killed.stderr
+    assert killed.stdout.startswith("dev-server-up\ntick 0\n")
+
+
+def test_exit_status_of_monitor_process(server: ForgeServer, sc: Scenario) -> None:
+    assert sc.dev_process_id is not None
+    for pid, code, last in (
+        (sc.setup_process_id, 3, "process_failed"),
+        (sc.dev_process_id, 137, "process_stopped"),
+    ):
+        proc = run(server, "monitor", "--process", pid, "--exit-status")
+        assert proc.returncode == code, proc.stderr
+        events = jsonl(proc.stdout)
+        assert [e["type"] for e in events] == ["process_started", last]
+        assert {e["processId"] for e in events} == {pid}
+
+
+# -- monitor ---------------------------------------------------------------------------
+
+
+def test_monitor_attempt_history(server: ForgeServer, sc: Scenario) -> None:
+    proc = run(server, "monitor", "--attempt", sc.attempt_id, "--history", "--until-idle")
+    assert proc.returncode == 0, proc.stderr
+    events = jsonl(proc.stdout)
+    assert [(e["type"], e["processId"]) for e in events] == [
+        ("process_started", sc.setup_process_id),
+        ("process_failed", sc.setup_process_id),
+        ("process_started", sc.dev_process_id),
+        ("process_stopped", sc.dev_process_id),
+    ]
+    assert all(e["taskAttemptId"] == sc.attempt_id for e in events)
+    started, failed, dev_started, stopped = events
+    assert set(started) >= {"processId", "taskAttemptId", "executor", "startedAt"}
+    assert started["startedAt"] == sc.processes[sc.setup_process_id]["started_at"]
+    assert started["runReason"] == "setupscript" and started["executor"]
+    assert failed["exitCode"] == 3 and failed["runReason"] == "setupscript"
+    assert failed["failedAt"] and failed["error"]["code"] == "EXECUTION_ERROR"
+    assert dev_started["runReason"] == "devserver"
+    assert (stopped["reason"], stopped["exitCode"]) == ("killed", None)
+    assert stopped["stoppedAt"]
+
+
+def test_monitor_snapshot_of_finished_processes_is_silent(
+    server: ForgeServer, sc: Scenario
+) -> None:
+    proc = run(server, "monitor", "--attempt", sc.attempt_id, "--until-idle")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+
+
+def test_monitor_through_clirunner(server: ForgeServer, sc: Scenario) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            *("--server", server.url, "monitor", "--attempt", sc.attempt_id),
+            *("--history", "--until-idle", "--type", "process_failed"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    (event,) = jsonl(result.stdout)
+    assert (event["processId"], event["exitCode"]) == (sc.setup_process_id, 3)
+
+
+def test_monitor_unknown_and_malformed_attempt(server: ForgeServer) -> None:
+    unknown = run(server, "monitor", "--attempt", UNKNOWN)
+    assert unknown.returncode == 5, unknown.stderr
+    assert f"attempt {UNKNOWN} not found" in unknown.stderr
+    bad = run(server, "monitor", "--attempt", "not-an-id")
+    assert bad.returncode == 2, bad.stderr
+    assert "not-an-id" in bad.stderr
+
+
+def test_monitor_live_attempt_and_event_stream(server: ForgeServer, sc: Scenario) -> None:
+    """A dev server started after both monitors began: the attempt WebSocket and
+    the SSE ``/api/events`` stream both report it starting and being stopped."""
+    by_attempt = Live(server, "monitor", "--attempt", sc.attempt_id)
+    everything = Live(server, "monitor")
+    try:
+        time.sleep(2.0)  # both snapshots are in (silent: everything there has ended)
+        assert by_attempt.lines.empty() and everything.lines.empty()
+        before = {p["id"] for p in server.list_processes(sc.attempt_id)}
+        server.start_dev_server(sc.attempt_id)
+        dev = server.wait_for_process(sc.attempt_id, "devserver", {"running"}, exclude_ids=before)
+        time.sleep(0.3)
+        server.stop_process(dev["id"])
+        for live in (by_attempt, everything):
+            events = live.until(
+                lambda e: e["type"] == "process_stopped" and e["processId"] == dev["id"]
+            )
+            mine = [(e["type"], e["processId"]) for e in events if e["processId"] == dev["id"]]
+            assert mine == [("process_started", dev["id"]), ("process_stopped", dev["id"])]
+            assert events[0]["taskAttemptId"] == sc.attempt_id
+            assert events[0]["startedAt"] == dev["started_at"]
+            assert live.interrupt() == 130
+            assert "Traceback" not in live.stderr
+    finally:
+        by_attempt.kill()
+        everything.kill()
+
+
+# -- diff ------------------------------------------------------------------------------
+
+
+def git(repo: Path, *args: str, stdin: str | None = None) -> str:
+    proc = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_diff_applies_to_the_base_and_gives_the_worktree(
+    server: ForgeServer, sc: Scenario, tmp_path: Path
+) -> None:
+    proc = run(server, "diff", sc.attempt_id)
+    assert proc.returncode == 0, proc.stderr
+    (update,) = jsonl(proc.stdout)
+    assert update["type"] == "diff_update" and update["attemptId"] == sc.attempt_id
+    assert (update["filesChanged"], update["insertions"], update["deletions"]) == (4, 6, 0)
+    # The paths with / and ~ came as JSON Pointer escapes (~1, ~0).
+    assert "diff --git a/sub/dir/nested.txt b/sub/dir/nested.txt" in update["diff"]
+    assert "diff --git a/tilde~name.txt b/tilde~name.txt" in update["diff"]
+    # The old files (the base commit) plus the printed diff = the worktree.
+    repo = tmp_path / "base"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "README.md").write_text("hello\n")
+    git(repo, "apply", "--check", "-", stdin=update["diff"])
+    git(repo, "apply", "-", stdin=update["diff"])
+    for rel, content in SCENARIO_FILES.items():
+        assert (repo / rel).read_text() == (sc.worktree / rel).read_text() == content
+
+
+def test_diff_stat(server: ForgeServer, sc: Scenario) -> None:
+    traced = run(server, "-v", "diff", sc.attempt_id, "--stat", "--json")
+    assert traced.returncode == 0, traced.stderr
+    assert "diff/ws?stats_only=true" in traced.stderr
+    (update,) = jsonl(traced.stdout)
+    # Counts only; the server says 1 deletion for an added file, which is not one.
+    assert (update["filesChanged"], update["insertions"], update["deletions"]) == (4, 6, 0)
+    pretty = run(server, "diff", sc.attempt_id, "--stat", "--pretty", "--color", "never")
+    assert pretty.returncode == 0, pretty.stderr
+    assert "4 files changed, 6 insertions(+), 0 deletions(-)" in pretty.stdout
+    assert "@@" not in pretty.stdout
+    names = run(server, "diff", sc.attempt_id, "--name-only", "--pretty", "--color", "never")
+    assert names.stdout.splitlines() == sorted(SCENARIO_FILES)
+
+
+def test_diff_follow_sees_changes_reverts_and_deletions(server: ForgeServer) -> None:
+    mine = make_scenario(server, name="diff-follow", setup_lines=1, setup_sleep=0, dev_server=False)
+    live = Live(server, "diff", mine.attempt_id, "--follow")
+
+    def files(update: dict[str, Any]) -> list[str]:
+        return re.findall(r"^diff --git a/(\S+) ", update["diff"], re.M)
+
+    try:
+        first = live.next(15)
+        assert files(first) == sorted(SCENARIO_FILES)
+        (mine.worktree / "later~1.txt").write_text("later\n")
+        update = live.until(lambda u: "later~1.txt" in files(u))[-1]
+        assert "+later" in update["diff"] and update["filesChanged"] == 5
+        (mine.worktree / "README.md").write_text("hello\n")  # reverted
+        update = live.until(lambda u: "README.md" not in files(u))[-1]
+        assert update["filesChanged"] == 4
+        (mine.worktree / "new_file.txt").unlink()  # an added file removed again
+        update = live.until(lambda u: "new_file.txt" not in files(u))[-1]
+        assert files(update) == ["later~1.txt", "sub/dir/nested.txt", "tilde~name.txt"]
+        assert live.interrupt() == 130
+    finally:
+        live.kill()
+
+
+def test_diff_of_unknown_attempt(server: ForgeServer) -> None:
+    proc = run(server, "diff", UNKNOWN)
+    assert proc.returncode == 5, proc.stderr
+
+
+# -- the Python API --------------------------------------------------------------------
+
+
+async def test_python_api(server: ForgeServer, sc: Scenario, agent: Scenario) -> None:
+    assert agent.coding_agent_process_id is not None
+    async with ForgeClient(server=server.url, options=StreamOptions(backoff_initial=0.05)) as forge:
+        raw = "".join([c async for c in forge.processes.stream_logs(sc.setup_process_id, "raw")])
+        assert raw.replace(sc.setup_stderr, "", 1) == sc.setup_stdout
+        entries = [e async for e in forge.processes.stream_logs(agent.coding_agent_process_id)]
+        assert [type(e) for e in entries] == [LogEntry]
+        assert entries[0].level == "error" and entries[0].metadata == {
+            "entryType": "error_message",
+            "index": 0,
+            "errorType": "other",
+            "revision": 0,
+        }
+        fallback = [e async for e in forge.processes.stream_logs(sc.setup_process_id, follow=False)]
+        assert [e.message for e in fallback if e.source == "stdout"] == sc.setup_stdout.splitlines()
+        events: list[ProcessEvent] = []
+        async for event in forge.processes.monitor(sc.attempt_id, history=True):
+            events.append(event)
+            if len(events) == 4:
+                break
+        assert [e.type for e in events] == [
+            "process_started",
+            "process_failed",
+            "process_started",
+            "process_stopped",
+        ]
+        assert events[1].exit_code == 3 and events[1].task_attempt_id == sc.attempt_id
+        diffs = [d async for d in forge.attempts.stream_diff(sc.attempt_id, follow=False)]
+        assert [type(d) for d in diffs] == [DiffUpdate]
+        assert diffs[0].files_changed == 4 and diffs[0].attempt_id == sc.attempt_id
