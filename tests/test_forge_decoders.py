@@ -1,0 +1,593 @@
+"""The real Forge server's dialect, decoder by decoder: synthetic frames for the
+policies (revisions, resends after a reconnect, snapshots) and every captured
+sample in /work/shared/samples/forge-0.7.4 (real frames of the 0.7.4 server)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from forgectl.diagnostics import Diagnostics
+from forgectl.dialects.forge import (
+    ForgeDiffDecoder,
+    ForgeLogsDecoder,
+    ForgeMonitorDecoder,
+    ForgeRawAsLogsDecoder,
+    ForgeRawDecoder,
+    process_events,
+)
+from forgectl.dialects.patch import BadFrame, parse, unescape
+from forgectl.errors import NotFoundError, ProtocolError
+from forgectl.events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
+from forgectl.transport import status_error
+
+SAMPLES = Path("/work/shared/samples/forge-0.7.4")
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"no samples in {SAMPLES}")
+
+
+class Said:
+    """Diagnostics that keep what they were told."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self.diag = Diagnostics(lambda level, line: self.lines.append((level, line)), verbose=2)
+
+    def warnings(self) -> list[str]:
+        return [line for level, line in self.lines if level == "warning"]
+
+
+def sample(name: str) -> Any:
+    return json.loads((SAMPLES / name).read_text())
+
+
+def frames(name: str) -> list[str]:
+    return [f["data"] for f in sample(name)["frames"] if f.get("dir") == "recv"]
+
+
+def feed(decoder: Any, items: list[str] | list[bytes]) -> list[Event]:
+    out: list[Event] = []
+    for item in items:
+        out.extend(decoder.feed(item))
+    return out
+
+
+def patch(*ops: dict[str, Any]) -> bytes:
+    return orjson.dumps({"JsonPatch": list(ops)})
+
+
+FINISHED = b'{"finished":true}'
+
+
+def entry(text: str, kind: str = "assistant_message") -> dict[str, Any]:
+    return {
+        "type": "NORMALIZED_ENTRY",
+        "content": {
+            "timestamp": None,
+            "entry_type": {"type": kind},
+            "content": text,
+            "metadata": None,
+        },
+    }
+
+
+def add(index: int, text: str) -> bytes:
+    return patch({"op": "add", "path": f"/entries/{index}", "value": entry(text)})
+
+
+def replace(index: int, text: str) -> bytes:
+    return patch({"op": "replace", "path": f"/entries/{index}", "value": entry(text)})
+
+
+def revs(events: list[Event]) -> list[tuple[int, int, str]]:
+    out = []
+    for event in events:
+        assert isinstance(event, LogEntry) and event.metadata is not None
+        out.append((event.metadata["index"], event.metadata["revision"], event.message))
+    return out
+
+
+# -- every sample is used -------------------------------------------------------------
+
+USED = {
+    "config.seed.json",
+    "derived_execution_processes_state.json",
+    "doc_ws_execution_processes.json",
+    "rest_basic.json",
+    "rest_create_attempt.json",
+    "rest_create_project.json",
+    "rest_create_task.json",
+    "rest_get_attempt.json",
+    "rest_get_process_codingagent.json",
+    "rest_get_process_setupscript.json",
+    "rest_list_attempts.json",
+    "rest_list_processes_early.json",
+    "rest_list_processes_final.json",
+    "rest_start_dev_server.json",
+    "rest_stop_process.json",
+    "sse_events_after.txt",
+    "sse_events_headers.txt",
+    "sse_events_initial.txt",
+    "ws_diff_stream.json",
+    "ws_diff_stream_stats_only.json",
+    "ws_drafts_stream.json",
+    "ws_execution_processes_ping_probe.json",
+    "ws_execution_processes_stream.json",
+    "ws_execution_processes_stream_devserver.json",
+    "ws_execution_processes_unknown_attempt.json",
+    "ws_normalized_logs_codingagent_historic.json",
+    "ws_normalized_logs_codingagent_live.json",
+    "ws_normalized_logs_setup.json",
+    "ws_normalized_logs_setupscript_historic.json",
+    "ws_raw_logs_codingagent_historic.json",
+    "ws_raw_logs_codingagent_live.json",
+    "ws_raw_logs_devserver_live.json",
+    "ws_raw_logs_setup_live.json",
+    "ws_raw_logs_setupscript_historic.json",
+    "ws_raw_logs_unknown_id.json",
+    "ws_tasks_stream.json",
+}
+
+
+def test_every_sample_is_fed_to_a_decoder_here() -> None:
+    """A new sample must get a test below (and a name in USED)."""
+    assert {p.name for p in SAMPLES.iterdir()} == USED
+    source = Path(__file__).read_text()
+    for name in USED:
+        assert source.count(f'"{name}"') >= 2, f"{name} is listed but not used"
+
+
+# -- raw logs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["ws_raw_logs_setup_live.json", "ws_raw_logs_setupscript_historic.json"]
+)
+def test_raw_setup_script_verbatim_and_resend_skipped(name: str) -> None:
+    said = Said()
+    decoder = ForgeRawDecoder(said.diag)
+    decoder.connected()
+    events = feed(decoder, frames(name))
+    assert decoder.done
+    chunks = [e for e in events if isinstance(e, RawChunk)]
+    assert len(chunks) == len(events) == 5
+    by_stream = {s: b"".join(c.raw for c in chunks if c.stream == s) for s in ("stdout", "stderr")}
+    assert by_stream == {
+        "stdout": b"setup-start\nline 1\nline 2\nline 3\nsetup-done\n",
+        "stderr": b"to-stderr\n",
+    }
+    decoder.done = False
+    decoder.connected()  # a reconnect: the server resends from /entries/0
+    assert feed(decoder, frames(name)) == []
+    assert said.warnings() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "start"),
+    [
+        ("ws_raw_logs_codingagent_live.json", "npm error code ENOTCACHED\n"),
+        ("ws_raw_logs_codingagent_historic.json", "npm error code EAI_AGAIN\n"),
+        ("ws_raw_logs_devserver_live.json", "dev-server-up\ntick 0\n"),
+    ],
+)
+def test_raw_other_processes(name: str, start: str) -> None:
+    decoder = ForgeRawDecoder(Said().diag)
+    events = feed(decoder, frames(name))
+    text = "".join(e.text for e in events if isinstance(e, RawChunk))
+    assert text.startswith(start) and text.endswith("\n")
+    assert decoder.done
+    if "devserver" in name:
+        assert text == "dev-server-up\n" + "".join(f"tick {i}\n" for i in range(6))
+
+
+def test_raw_as_logs_keeps_lines_whole_per_stream() -> None:
+    """Chunks are not lines, and a stderr chunk can land inside a stdout line."""
+    decoder = ForgeRawAsLogsDecoder(Said().diag)
+    values = [
+        ("STDOUT", "line 1\nli"),
+        ("STDERR", "to-std"),
+        ("STDOUT", "ne 2\n"),
+        ("STDERR", "err\n"),
+    ]
+    ops = [
+        {"op": "add", "path": f"/entries/{i}", "value": {"type": t, "content": c}}
+        for i, (t, c) in enumerate(values)
+    ]
+    events = feed(decoder, [patch(op) for op in ops] + [FINISHED])
+    got = [(e.get("source"), e.get("message"), e.get("level")) for e in events]
+    assert got == [
+        ("stdout", "line 1", "info"),
+        ("stdout", "line 2", "info"),
+        ("stderr", "to-stderr", "warn"),
+    ]
+
+
+def test_raw_as_logs_on_the_setup_sample_flushes_an_unterminated_line() -> None:
+    decoder = ForgeRawAsLogsDecoder(Said().diag)
+    events = feed(decoder, frames("ws_raw_logs_setup_live.json"))
+    assert [e.get("message") for e in events] == [
+        "setup-start",
+        "line 1",
+        "line 2",
+        "line 3",
+        "to-stderr",
+        "setup-done",
+    ]
+    tail = ForgeRawAsLogsDecoder(Said().diag)
+    op = {"op": "add", "path": "/entries/0", "value": {"type": "STDOUT", "content": "no newline"}}
+    assert feed(tail, [patch(op)]) == []
+    assert [e.get("message") for e in tail.settled()] == ["no newline"]
+
+
+# -- normalized logs: the revision policy ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ws_normalized_logs_codingagent_historic.json", "ws_normalized_logs_codingagent_live.json"],
+)
+def test_normalized_coding_agent_sample(name: str) -> None:
+    decoder = ForgeLogsDecoder(Said().diag, follow=False)
+    events = feed(decoder, frames(name))
+    assert decoder.done
+    (log,) = events
+    assert isinstance(log, LogEntry)
+    assert set(log.to_dict()) == {"level", "message", "timestamp", "source", "metadata"}
+    assert (log.level, log.source, log.timestamp) == ("error", "executor", None)
+    assert log.message.startswith("npm error code ENOTCACHED")
+    assert log.metadata == {
+        "entryType": "error_message",
+        "index": 0,
+        "errorType": "other",
+        "revision": 0,
+    }
+
+
+def test_replaced_entry_printed_then_replaced_gets_the_next_revision() -> None:
+    decoder = ForgeLogsDecoder(Said().diag, follow=True)
+    decoder.connected()
+    assert feed(decoder, [add(0, "Hel")]) == []  # the newest entry may still change
+    assert revs(list(decoder.quiet())) == [(0, 0, "Hel")]
+    assert feed(decoder, [replace(0, "Hello, world")]) == []
+    assert revs(list(decoder.quiet())) == [(0, 1, "Hello, world")]
+    assert revs(feed(decoder, [add(1, "next"), FINISHED])) == [(1, 0, "next")]
+    # A reconnect: the server resends every version from the start; all skipped.
+    decoder.done = False
+    decoder.connected()
+    resent = feed(decoder, [add(0, "Hel"), replace(0, "Hello, world"), add(1, "next")])
+    assert resent + list(decoder.quiet()) + feed(decoder, [FINISHED]) == []
+
+
+def test_versions_replaced_before_printing_are_never_printed() -> None:
+    """A finished agent's history replays every version at once: one line per entry."""
+    decoder = ForgeLogsDecoder(Said().diag, follow=False)
+    history = [add(0, "a"), replace(0, "ab"), replace(0, "abc"), add(1, "x"), FINISHED]
+    assert revs(feed(decoder, history)) == [(0, 0, "abc"), (1, 0, "x")]
+
+
+def test_an_entry_changed_while_disconnected_is_a_new_revision() -> None:
+    decoder = ForgeLogsDecoder(Said().diag, follow=True)
+    decoder.connected()
+    assert revs(feed(decoder, [add(0, "a"), add(1, "b")]) + list(decoder.quiet())) == [
+        (0, 0, "a"),
+        (1, 0, "b"),
+    ]
+    decoder.connected()
+    again = feed(decoder, [add(0, "a"), add(1, "b"), replace(1, "b2"), add(2, "c")])
+    assert revs(again + list(decoder.quiet())) == [(1, 1, "b2"), (2, 0, "c")]
+
+
+def test_revision_policy_is_documented() -> None:
+    doc = ForgeLogsDecoder.__doc__ or ""
+    assert "metadata.revision" in doc and "(0 first)" in doc and "skipped" in doc
+    readme = " ".join(README.read_text().split())
+    assert "`metadata.revision` (0 first)" in readme
+    assert "identical resend is skipped" in readme
+
+
+def test_not_a_normalized_entry_is_reported_once() -> None:
+    said = Said()
+    decoder = ForgeLogsDecoder(said.diag, follow=False)
+    bad = patch({"op": "add", "path": "/entries/0", "value": {"type": "STDOUT", "content": "x"}})
+    assert feed(decoder, [bad, FINISHED]) == []
+    assert len(said.warnings()) == 1 and "NORMALIZED_ENTRY" in said.warnings()[0]
+
+
+# -- monitor ---------------------------------------------------------------------------
+
+
+def types(events: list[Event]) -> list[tuple[str, str | None]]:
+    return [(e.type, e.get("runReason")) for e in events if isinstance(e, ProcessEvent)]
+
+
+def test_monitor_attempt_stream_sample() -> None:
+    name = "ws_execution_processes_stream.json"
+    attempt = sample(name)["meta"]["path"].split("task_attempt_id=")[1]
+    said = Said()
+    decoder = ForgeMonitorDecoder(said.diag, history=True, sse=False, attempt=attempt)
+    decoder.connected()
+    events = feed(decoder, frames(name))
+    # The agent is listed (running) before the setup record says completed.
+    assert types(events) == [
+        ("process_started", "setupscript"),
+        ("process_started", "codingagent"),
+        ("process_completed", "setupscript"),
+        ("process_failed", "codingagent"),
+    ]
+    completed = events[2]
+    assert isinstance(completed, ProcessEvent)
+    assert completed.exit_code == 0 and isinstance(completed.get("duration"), int)
+    assert completed.get("duration") >= 0
+    derived = sample("derived_execution_processes_state.json")
+    assert {pid: state[:2] for pid, state in decoder.known.items()} == {
+        pid: (rec["status"], rec["exit_code"]) for pid, rec in derived.items()
+    }
+    # A reconnect's snapshot of the same records says nothing new.
+    final = {rec["id"]: rec for rec in sample("rest_list_processes_final.json")["data"]}
+    decoder.connected()
+    snapshot = patch({"op": "replace", "path": "/execution_processes", "value": final})
+    assert feed(decoder, [snapshot]) == []
+    assert said.warnings() == []
+
+
+def test_monitor_snapshot_is_silent_about_ended_processes_without_history() -> None:
+    name = "ws_execution_processes_stream_devserver.json"
+    decoder = ForgeMonitorDecoder(Said().diag, history=False, sse=False, attempt=None)
+    decoder.connected()
+    events = feed(decoder, frames(name))
+    # setup and agent had ended before: silent; the dev server started and was killed live
+    assert types(events) == [("process_started", "devserver"), ("process_stopped", "devserver")]
+    stopped = events[-1]
+    assert stopped.to_dict()["reason"] == "killed" and stopped.get("stoppedAt")
+    started = events[0]
+    assert {"processId", "taskAttemptId", "executor", "startedAt"} <= set(started.to_dict())
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ws_execution_processes_ping_probe.json", "ws_execution_processes_unknown_attempt.json"],
+)
+def test_monitor_snapshot_only_samples(name: str) -> None:
+    decoder = ForgeMonitorDecoder(Said().diag, history=True, sse=False, attempt=None)
+    decoder.connected()
+    events = feed(decoder, frames(name))
+    if "unknown" in name:
+        assert events == []
+    else:
+        assert {e.type for e in events if isinstance(e, ProcessEvent)} <= {
+            "process_started",
+            "process_completed",
+            "process_failed",
+        }
+        assert events
+
+
+def sse_frames(name: str) -> list[str]:
+    return [
+        line.removeprefix("data: ")
+        for line in (SAMPLES / name).read_text().splitlines()
+        if line.startswith("data: ")
+    ]
+
+
+def test_sse_replay_is_a_snapshot_and_tasks_are_ignored() -> None:
+    replay = sse_frames("sse_events_after.txt")
+    assert sse_frames("sse_events_initial.txt") == []  # a fresh server replays nothing
+    assert "content-type: text/event-stream" in (SAMPLES / "sse_events_headers.txt").read_text()
+    said = Said()
+    quiet = ForgeMonitorDecoder(said.diag, history=False, sse=True, attempt=None)
+    quiet.connected()
+    assert feed(quiet, replay) + list(quiet.quiet()) == []  # all ended: silent
+    assert said.warnings() == []  # /tasks ops are not processes, not errors
+    full = ForgeMonitorDecoder(Said().diag, history=True, sse=True, attempt=None)
+    full.connected()
+    events = feed(full, replay) + list(full.quiet())
+    assert types(events) == [
+        ("process_started", "setupscript"),
+        ("process_completed", "setupscript"),
+        ("process_started", "codingagent"),
+        ("process_failed", "codingagent"),
+        ("process_started", "devserver"),
+        ("process_stopped", "devserver"),
+    ]
+
+
+def test_sse_live_events_after_the_snapshot() -> None:
+    replay = sse_frames("sse_events_after.txt")
+    decoder = ForgeMonitorDecoder(Said().diag, history=False, sse=True, attempt=None)
+    decoder.connected()
+    assert list(decoder.quiet()) == []  # an empty replay, then the stream went quiet
+    events = feed(decoder, replay)
+    assert [t for t, _ in types(events)].count("process_started") == 3
+    assert types(events)[-1] == ("process_stopped", "devserver")
+
+
+def test_sse_first_frame_after_a_silent_start_is_live() -> None:
+    """A fresh server replays nothing: a process that starts and ends before the
+    quiet timer fires must still be reported."""
+    replay = sse_frames("sse_events_after.txt")
+    decoder = ForgeMonitorDecoder(Said().diag, history=False, sse=True, attempt=None)
+    decoder.connected()
+    decoder.opened = time.monotonic() - 2 * (decoder.quiet_after or 1)
+    events = feed(decoder, replay)
+    assert ("process_failed", "codingagent") in types(events)
+
+
+@pytest.mark.parametrize("name", ["ws_tasks_stream.json", "ws_drafts_stream.json"])
+def test_other_streams_fed_to_the_monitor_are_reported_not_applied(name: str) -> None:
+    said = Said()
+    decoder = ForgeMonitorDecoder(said.diag, history=True, sse=False, attempt=None)
+    decoder.connected()
+    assert feed(decoder, frames(name)) == []
+    assert said.warnings() and "unknown path" in said.warnings()[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("rest_get_process_setupscript.json", "process_completed"),
+        ("rest_get_process_codingagent.json", "process_failed"),
+    ],
+)
+def test_process_events_of_rest_records(name: str, kind: str) -> None:
+    record = sample(name)["body"]["data"]
+    started, ended = process_events(record, True, True)
+    assert started.to_dict()["type"] == "process_started"
+    assert started.to_dict()["startedAt"] == record["started_at"]
+    assert ended.to_dict()["type"] == kind
+    assert ended.to_dict()["exitCode"] == record["exit_code"]
+
+
+def test_rest_process_lists_feed_the_monitor() -> None:
+    early = sample("rest_list_processes_early.json")["data"]
+    final = sample("rest_list_processes_final.json")["data"]
+    decoder = ForgeMonitorDecoder(Said().diag, history=False, sse=False, attempt=None)
+    decoder.connected()
+    snap = patch(
+        {"op": "replace", "path": "/execution_processes", "value": {r["id"]: r for r in early}}
+    )
+    first = feed(decoder, [snap])
+    assert all(e.type == "process_started" for e in first if isinstance(e, ProcessEvent))
+    ops = [{"op": "replace", "path": f"/execution_processes/{r['id']}", "value": r} for r in final]
+    later = feed(decoder, [patch(*ops)])
+    assert {e.type for e in later if isinstance(e, ProcessEvent)} >= {"process_failed"}
+
+
+def test_rest_envelopes_are_what_rest_get_data_unwraps() -> None:
+    for name in (
+        "rest_create_attempt.json",
+        "rest_create_project.json",
+        "rest_create_task.json",
+        "rest_start_dev_server.json",
+        "rest_stop_process.json",
+    ):
+        body = sample(name)["body"]
+        envelope = json.loads(body) if isinstance(body, str) else body
+        assert envelope["success"] is True and "data" in envelope, name
+    for name in ("rest_get_attempt.json", "rest_list_attempts.json"):
+        assert sample(name)["success"] is True
+    health = sample("rest_basic.json")["/api/health"]
+    assert health["ctype"] == "application/json" and "success" in json.loads(health["body"])
+    assert sample("config.seed.json")["analytics_enabled"] is False
+
+
+# -- handshake failures ----------------------------------------------------------------
+
+
+def _rejected(name: str) -> tuple[int, str, bytes]:
+    error = sample(name)["meta"]["error"]
+    status = int(error.split("status_code=")[1].split(",")[0])
+    ctype = "text/html" if "text/html" in error else ("application/json" if "json" in error else "")
+    body = b"" if "body=bytearray(b'')" in error else b"{}"
+    return status, ctype, body
+
+
+def test_handshake_failures_map_to_exit_codes() -> None:
+    html = status_error(
+        "ws://x/ws/execution-processes", *_rejected("doc_ws_execution_processes.json"), "stream"
+    )
+    assert isinstance(html, ProtocolError) and "HTML page (HTTP 200)" in str(html)
+    for name in (
+        "ws_normalized_logs_setup.json",
+        "ws_normalized_logs_setupscript_historic.json",
+        "ws_raw_logs_unknown_id.json",
+    ):
+        assert isinstance(status_error("ws://x", *_rejected(name), "process p"), NotFoundError)
+
+
+# -- diffs -----------------------------------------------------------------------------
+
+
+def test_diff_stream_sample() -> None:
+    name = "ws_diff_stream.json"
+    data = frames(name)
+    decoder = ForgeDiffDecoder(Said().diag, "att", follow=True)
+    decoder.connected()
+    assert feed(decoder, data[:2]) == []
+    (first,) = decoder.quiet()
+    assert isinstance(first, DiffUpdate)
+    assert (first.files_changed, first.insertions, first.deletions) == (2, 4, 0)
+    assert "+changed by peer test" in first.diff and "+++ b/new_file.txt" in first.diff
+    assert feed(decoder, data[:2]) == [] and list(decoder.quiet()) == []  # identical resend
+    feed(decoder, data[2:])  # remove /entries/new_file.txt: reverted
+    (second,) = decoder.quiet()
+    assert isinstance(second, DiffUpdate)
+    assert second.files_changed == 1 and "new_file.txt" not in second.diff
+
+
+def test_diff_file_gone_while_disconnected_is_dropped() -> None:
+    data = frames("ws_diff_stream.json")
+    decoder = ForgeDiffDecoder(Said().diag, "att", follow=True)
+    decoder.connected()
+    feed(decoder, data[:2])
+    decoder.quiet()
+    decoder.connected()
+    feed(decoder, data[:1])  # the new server-side state has README.md only
+    (update,) = decoder.quiet()
+    assert isinstance(update, DiffUpdate) and update.files_changed == 1
+
+
+def test_diff_stats_only_sample_counts() -> None:
+    decoder = ForgeDiffDecoder(Said().diag, "att", follow=False)
+    decoder.connected()
+    feed(decoder, frames("ws_diff_stream_stats_only.json")[:2])
+    (update,) = decoder.settled()
+    assert isinstance(update, DiffUpdate)
+    # The server gives the added file 1 deletion; an added file has none.
+    assert (update.files_changed, update.insertions, update.deletions) == (2, 4, 0)
+
+
+def test_diff_paths_unescape_json_pointer() -> None:
+    def op(path: str, new: str) -> dict[str, Any]:
+        content = {
+            "change": "added",
+            "oldPath": None,
+            "newPath": new,
+            "oldContent": None,
+            "newContent": "x\n",
+            "contentOmitted": False,
+            "additions": None,
+            "deletions": None,
+        }
+        return {"op": "add", "path": path, "value": {"type": "DIFF", "content": content}}
+
+    decoder = ForgeDiffDecoder(Said().diag, "att", follow=False)
+    feed(
+        decoder,
+        [
+            patch(
+                op("/entries/sub~1dir~1n.txt", "sub/dir/n.txt"),
+                op("/entries/t~0~01.txt", "t~~1.txt"),
+            )
+        ],
+    )
+    (update,) = decoder.settled()
+    assert isinstance(update, DiffUpdate)
+    assert "diff --git a/sub/dir/n.txt b/sub/dir/n.txt" in update.diff
+    assert "diff --git a/t~~1.txt b/t~~1.txt" in update.diff
+    assert decoder.state.paths() == ["sub/dir/n.txt", "t~~1.txt"] or sorted(
+        decoder.state.paths()
+    ) == [
+        "sub/dir/n.txt",
+        "t~~1.txt",
+    ]
+
+
+# -- frames ------------------------------------------------------------------------------
+
+
+def test_parse_and_unescape() -> None:
+    assert parse(FINISHED).finished
+    assert parse(b"[]").ops == []
+    with pytest.raises(BadFrame):
+        parse(b'{"JsonPatch":')
+    with pytest.raises(BadFrame):
+        parse(b'{"other":1}')
+    assert unescape("a~1b~0c") == "a/b~c"
+    assert unescape("~01") == "~1"  # RFC 6901: ~1 first would give "/"
