@@ -522,3 +522,25 @@ async def test_python_api(server: ForgeServer, sc: Scenario, agent: Scenario) ->
         diffs = [d async for d in forge.attempts.stream_diff(sc.attempt_id, follow=False)]
         assert [type(d) for d in diffs] == [DiffUpdate]
         assert diffs[0].files_changed == 4 and diffs[0].attempt_id == sc.attempt_id
+
+
+def test_monitor_on_a_fresh_server_reports_the_first_processes() -> None:
+    """A fresh server's event stream replays nothing: the first events are live,
+    even a process that starts and fails before the stream has been quiet long."""
+    require_real_server()
+    with ForgeServer(BINARY) as fresh:
+        live = Live(fresh, "monitor")
+        try:
+            time.sleep(1.5)
+            mine = make_scenario(
+                fresh, name="fresh", setup_lines=1, setup_sleep=0.1, dev_server=False
+            )
+            events = live.until(lambda e: e["type"] == "process_failed", timeout=15)
+            assert [(e["type"], e["processId"]) for e in events] == [
+                ("process_started", mine.setup_process_id),
+                ("process_failed", mine.setup_process_id),
+            ]
+            assert events[1]["exitCode"] == 3
+            assert live.interrupt() == 130
+        finally:
+            live.kill()
