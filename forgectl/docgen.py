@@ -77,8 +77,10 @@ OUTPUT: dict[str, list[Block]] = {
                 "(the server's entry kind, e.g. assistant_message, tool_use, "
                 "error_message, or STDOUT/STDERR), index (the entry's position in the "
                 "process log), revision (0, then 1, 2, ... when the server rewrites an "
-                "entry in place, e.g. streaming assistant text: the entry is printed "
-                "again with the same index), and where they apply toolName, status, "
+                "entry in place after it was printed, e.g. streaming assistant text: the "
+                "entry is printed again with the same index; an entry is held until it "
+                "stops changing, so most rewrites never show), and where they apply "
+                "toolName, status, "
                 "action, errorType and details (the server's own metadata).",
             ),
         ],

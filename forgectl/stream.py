@@ -385,6 +385,7 @@ class Stream:
             self._channel = channel
             decoder.connected()
             state = _LinkState()
+            opened_at = loop.time()
             quiet_after = decoder.quiet_after
             if settle and quiet_after is not None:
                 quiet_after = min(quiet_after, self.options.settle)
@@ -416,8 +417,6 @@ class Stream:
                             break
                         continue
                     state.frames += 1
-                    if state.frames == 1:
-                        backoff.reset()
                     for event in decoder.feed(frame):  # type: ignore[arg-type]
                         yield event
                     if decoder.done:
@@ -453,6 +452,11 @@ class Stream:
                 lost = StreamLost(f"no data for {self.options.stale_timeout:g} s (dead peer)")
             if not self.options.reconnect:
                 raise StreamLost(f"connection lost: {lost}")
+            # The spec resets the delay once a connection opens; a connection that
+            # delivered nothing and died at once does not count (a server that
+            # accepts and drops must not be hammered every second).
+            if state.frames or loop.time() - opened_at >= BACKOFF_INITIAL:
+                backoff.reset()
             if deadline is None and retry_for is not None:
                 deadline = loop.time() + retry_for
             delay = backoff.next()

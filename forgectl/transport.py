@@ -111,8 +111,8 @@ def status_error(url: str, status: int, content_type: str, body: bytes, what: st
         return ServerError(f"{url}: server error HTTP {status}{_snippet(body, content_type)}")
     if "html" in content_type.lower():
         return ProtocolError(
-            f"{url}: expected a WebSocket, got an HTML page (HTTP {status}); "
-            "is this a Forge server?"
+            f"{url}: expected a WebSocket, got an HTML page (HTTP {status}): a web "
+            "UI, such as the real Forge server's (use --api forge, or auto)"
         )
     return ProtocolError(
         f"{url}: expected a WebSocket, got HTTP {status}{_snippet(body, content_type)}"
