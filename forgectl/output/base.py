@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import io
 import os
 import sys
 from typing import BinaryIO
 
 from ..events import Event
+
+#: Lines are gathered in a buffer this large between writes to the pipe.
+BUFFER_SIZE = 64 * 1024
+
+
+def _buffered(out: BinaryIO) -> BinaryIO:
+    """``out``, with a buffer in front of it if it has none.
+
+    With PYTHONUNBUFFERED=1 (common in containers and CI) ``sys.stdout.buffer`` is
+    the raw file: a system call per line would cost more than the rest of the
+    line's handling. The raw file is wrapped, never closed by the wrapper.
+    """
+    if not isinstance(out, io.RawIOBase):
+        return out
+    try:
+        raw = io.FileIO(out.fileno(), "wb", closefd=False)
+    except (OSError, ValueError):
+        return out
+    return io.BufferedWriter(raw, BUFFER_SIZE)
 
 
 class OutputClosed(Exception):
@@ -25,15 +44,18 @@ class Renderer:
     """
 
     def __init__(self, out: BinaryIO | None = None) -> None:
-        self.out = out if out is not None else sys.stdout.buffer
+        self.out = _buffered(out if out is not None else sys.stdout.buffer)
         self._write = self.out.write
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._gone = False  # an idle flush found stdout closed
 
     def render(self, event: Event) -> None:
         raise NotImplementedError
 
     def write(self, data: bytes) -> None:
+        if self._gone:
+            raise OutputClosed
         try:
             self._write(data)
         except BrokenPipeError:
@@ -56,9 +78,12 @@ class Renderer:
 
     def _idle_flush(self) -> None:
         self._flush_scheduled = False
-        # A closed stdout is seen again by the next write, or at close().
-        with contextlib.suppress(OutputClosed):
+        # A callback cannot end the stream: the next write does. (stdout now
+        # points at /dev/null, so a write alone would no longer notice.)
+        try:
             self.flush()
+        except OutputClosed:
+            self._gone = True
 
     def flush(self) -> None:
         try:
