@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from orjson import JSONDecodeError, loads
 
 from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
 from ..urls import segment
@@ -21,25 +22,20 @@ if TYPE_CHECKING:
     from ..transport import Endpoint
 
 PING = b'{"type":"ping"}'
+PONG = b'{"type":"pong"}'
 
 
-def _is_pong(obj: Any) -> bool:
-    return type(obj) is dict and obj.get("type") == "pong" and len(obj) == 1
-
-
-class DocumentedJsonDecoder(Decoder):
-    """Normalized logs, process events and diff updates."""
+class _DocumentedDecoder(Decoder):
+    """Shared by the JSON decoders: parse, drop pongs, skip a resent history."""
 
     app_ping = PING
+    #: A closed log or diff stream has ended (the event stream overrides this).
+    end_on_close = True
 
     def __init__(self, request: StreamRequest, diag: Diagnostics) -> None:
-        self.kind = request.kind
         self.follow = request.follow
         self.diag = diag
         self.resend = ResendFilter(diag, "messages")
-        # A closed log or diff stream has ended; the event stream never ends.
-        self.end_on_close = request.kind != "monitor"
-        self.last_diff: bytes | None = None
 
     def connected(self) -> None:
         self.resend.connected()
@@ -49,50 +45,90 @@ class DocumentedJsonDecoder(Decoder):
         # sends once (or not again after a reconnect) must not shift the
         # comparison of a resent history, or valid messages would be lost or repeated.
         try:
-            obj = orjson.loads(frame)
-        except orjson.JSONDecodeError as exc:
+            obj = loads(frame)
+        except JSONDecodeError as exc:
             self._bad("invalid JSON frame", _describe(frame, exc))
             return ()
         if type(obj) is not dict:
             self._bad("unexpected message", f"a JSON {type(obj).__name__}, not an object")
             return ()
-        if _is_pong(obj):
-            self.diag.trace("pong", 2)
+        event = self.wrap(obj)
+        if event is None:
+            if obj.get("type") == "pong" and len(obj) == 1:
+                self.diag.trace("pong", 2)
+            else:
+                self._bad(self.unexpected, _keys(obj))
             return ()
-        kind = self.kind
-        if kind == "logs":
-            if "message" not in obj and "level" not in obj:
-                self._bad("unexpected log message", _keys(obj))
-                return ()
-            event: Event = LogEntry(obj)
-        elif kind == "monitor":
-            if type(obj.get("type")) is not str:
-                self._bad("unexpected process event", _keys(obj))
-                return ()
-            event = ProcessEvent(obj)
-        elif obj.get("type") != "diff_update":
-            self._bad("unexpected diff message", _keys(obj))
-            return ()
-        else:
-            event = DiffUpdate(obj)
-        if not self.resend.fresh(frame if isinstance(frame, bytes) else frame.encode()):
-            return ()
-        if kind != "diff":
+        resend = self.resend
+        data = frame if type(frame) is bytes else frame.encode()  # type: ignore[union-attr]
+        if resend.pos < 0:  # not replaying: the common case
+            resend.take(data)
             return (event,)
+        # After a reconnect: skip what was printed; a history that differs gives
+        # back the messages to print (all valid events: only those enter it).
+        return tuple(e for f in resend.replay(data) if (e := self.wrap(loads(f))) is not None)
+
+    #: How a message of the wrong shape is reported.
+    unexpected = "unexpected message"
+
+    def wrap(self, obj: dict[str, Any]) -> Event | None:
+        """The event for a well-formed message, or None."""
+        raise NotImplementedError
+
+    def _bad(self, kind: str, detail: str) -> None:
+        # A resent history repeats its junk too: it was reported the first time.
+        if not self.resend.replaying:
+            self.diag.bad_frame(kind, detail)
+
+
+class DocumentedLogsDecoder(_DocumentedDecoder):
+    """Normalized log messages: objects with a ``message`` or a ``level``."""
+
+    unexpected = "unexpected log message"
+
+    def wrap(self, obj: dict[str, Any]) -> Event | None:
+        return LogEntry(obj) if "message" in obj or "level" in obj else None
+
+
+class DocumentedMonitorDecoder(_DocumentedDecoder):
+    """Process events: any object with a string ``type`` (unknown types pass)."""
+
+    unexpected = "unexpected process event"
+    end_on_close = False  # the event stream never ends: a close is a lost link
+
+    def wrap(self, obj: dict[str, Any]) -> Event | None:
+        kind = obj.get("type")
+        if type(kind) is not str or (kind == "pong" and len(obj) == 1):
+            return None
+        return ProcessEvent(obj)
+
+
+class DocumentedDiffDecoder(_DocumentedDecoder):
+    """``diff_update`` messages; identical consecutive updates are printed once."""
+
+    unexpected = "unexpected diff message"
+
+    def __init__(self, request: StreamRequest, diag: Diagnostics) -> None:
+        super().__init__(request, diag)
+        self.last_diff: bytes | None = None
+
+    def wrap(self, obj: dict[str, Any]) -> Event | None:
+        return DiffUpdate(obj) if obj.get("type") == "diff_update" else None
+
+    def feed(self, frame: bytes | str) -> Iterable[Event]:
+        events = tuple(super().feed(frame))
+        if not events:
+            return ()
         if not self.follow:
             self.done = True
+        obj = events[0].data
         key = orjson.dumps(
             [obj.get("diff"), obj.get("filesChanged"), obj.get("insertions"), obj.get("deletions")]
         )
         if key == self.last_diff:
             return ()
         self.last_diff = key
-        return (event,)
-
-    def _bad(self, kind: str, detail: str) -> None:
-        # A resent history repeats its junk too: it was reported the first time.
-        if not self.resend.replaying:
-            self.diag.bad_frame(kind, detail)
+        return events
 
 
 class DocumentedRawDecoder(Decoder):
@@ -109,14 +145,14 @@ class DocumentedRawDecoder(Decoder):
         self.resend.connected()
 
     def feed(self, frame: bytes | str) -> Iterable[Event]:
-        data = frame if isinstance(frame, bytes) else frame.encode()
-        if data.startswith(b'{"type"') and data.replace(b" ", b"") == b'{"type":"pong"}':
+        data = frame if type(frame) is bytes else frame.encode()  # type: ignore[union-attr]
+        if len(data) < 32 and data[:1] == b"{" and data.replace(b" ", b"") == PONG:
             return ()
-        if not self.resend.fresh(data):
-            return ()
-        if not data.endswith(b"\n"):
-            data += b"\n"
-        return (RawChunk(data),)
+        resend = self.resend
+        if resend.pos < 0:  # not replaying: the common case
+            resend.take(data)
+            return (RawChunk(data if data[-1:] == b"\n" else data + b"\n"),)
+        return tuple(RawChunk(f if f[-1:] == b"\n" else f + b"\n") for f in resend.replay(data))
 
 
 def _keys(obj: dict[str, Any]) -> str:
@@ -142,11 +178,11 @@ class DocumentedDialect(Dialect):
             decoder = DocumentedRawDecoder(diag)
         elif request.kind == "logs":
             path = f"/ws/execution-processes/{target}/logs/normalized"
-            decoder = DocumentedJsonDecoder(request, diag)
+            decoder = DocumentedLogsDecoder(request, diag)
         elif request.kind == "diff":
             path = f"/ws/task-attempts/{target}/diff"
-            decoder = DocumentedJsonDecoder(request, diag)
+            decoder = DocumentedDiffDecoder(request, diag)
         else:
             path = "/ws/execution-processes"
-            decoder = DocumentedJsonDecoder(request, diag)
+            decoder = DocumentedMonitorDecoder(request, diag)
         return Plan(Route(path), decoder, request.what)
