@@ -176,21 +176,21 @@ class RawChunk(Event):
     (the JSON form of ``logs --raw --json``).
     """
 
-    __slots__ = ("raw",)
+    __slots__ = ("raw", "stream")
     kind = "raw"
 
     def __init__(self, raw: bytes, stream: str | None = None) -> None:
-        super().__init__({"stream": stream})
+        # No dict per chunk: raw output is the hot path of ``logs --raw``.
         self.raw = raw
+        self.stream = stream
+
+    @property  # a view here, not stored: no dict per chunk
+    def data(self) -> dict[str, Any]:  # type: ignore[override]
+        return self.to_dict()
 
     @property
     def text(self) -> str:
         return self.raw.decode("utf-8", "replace")
-
-    @property
-    def stream(self) -> str | None:
-        value = self.data.get("stream")
-        return value if isinstance(value, str) else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"stream": self.stream, "content": self.text}

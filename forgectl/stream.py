@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +123,16 @@ class Channel:
         """A number that changes while bytes of a frame not yet complete arrive."""
         return 0
 
+    def receiver(self) -> Callable[[], Awaitable[bytes]] | None:
+        """A coroutine function returning the next frame, for the hot path (the
+        driver then calls :meth:`closed_by` with the ``ConnectionClosed`` it raises);
+        None when frames only come through :meth:`frames`."""
+        return None
+
+    def closed_by(self, exc: BaseException) -> None:
+        """Record how the link closed; raise :class:`StreamLost` unless cleanly."""
+        raise StreamLost(str(exc))
+
 
 class WebSocketChannel(Channel):
     def __init__(self, ws: Any) -> None:
@@ -130,14 +141,10 @@ class WebSocketChannel(Channel):
     async def frames(
         self, quiet_after: float | None, first_wait: float | None = None
     ) -> AsyncIterator[bytes | str | Quiet]:
-        from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
+        from websockets.exceptions import ConnectionClosed
 
         recv = self.ws.recv
         try:
-            if quiet_after is None and first_wait is None:
-                # The hot path: no timer per frame.
-                while True:
-                    yield await recv(False)
             owed = first_wait is not None
             wait = first_wait
             while True:
@@ -154,16 +161,22 @@ class WebSocketChannel(Channel):
                 owed = quiet_after is not None
                 wait = quiet_after
                 yield frame
-        except ConnectionClosedOK as exc:
-            self._closed(exc)
         except ConnectionClosed as exc:
-            self._closed(exc)
-            raise StreamLost(_close_text(exc)) from None
+            self.closed_by(exc)
 
-    def _closed(self, exc: Any) -> None:
+    def receiver(self) -> Callable[[], Awaitable[bytes]]:
+        return functools.partial(self.ws.recv, False)
+
+    def closed_by(self, exc: BaseException) -> None:
+        from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
+
+        if not isinstance(exc, ConnectionClosed):
+            raise exc
         rcvd = exc.rcvd
         self.close_code = rcvd.code if rcvd is not None else None
         self.close_reason = rcvd.reason if rcvd is not None else ""
+        if not isinstance(exc, ConnectionClosedOK):
+            raise StreamLost(_close_text(exc)) from None
 
     async def send(self, data: bytes) -> None:
         await self.ws.send(data.decode())
@@ -362,7 +375,19 @@ class Stream:
                 self.diag.note(f"{exc}; {verb} in {delay:.1f} s (attempt {backoff.attempt})")
                 await asyncio.sleep(delay)
 
-    async def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncGenerator[Event, None]:
+        return self._drive(None)
+
+    async def pump(self, sink: Callable[[Event], object]) -> None:
+        """Deliver every event to ``sink`` until the stream ends.
+
+        The same driver as iteration, minus a generator hop per event: the
+        CLI's hot path when no filter needs to stop the stream early.
+        """
+        async for _ in self._drive(sink):
+            pass  # the driver yields nothing when it has a sink
+
+    async def _drive(self, sink: Callable[[Event], object] | None) -> AsyncGenerator[Event, None]:
         loop = asyncio.get_running_loop()
         if self.options.wait_start:
             self._start_deadline = loop.time() + self.options.wait_start
@@ -398,29 +423,57 @@ class Stream:
             )
             lost: StreamLost | None = None
             try:
-                if quiet_after is None:
-                    first_wait = None
-                elif decoder.quiet_after is not None:
-                    first_wait = self.options.first_frame_wait
-                else:  # only the backlog marker is owed
-                    first_wait = self.options.settle
-                async for frame in channel.frames(quiet_after, first_wait):
-                    if frame is QUIET:
-                        for event in decoder.settled() if settle else decoder.quiet():
-                            yield event
-                        if backlog_owed and not settle:
-                            backlog_owed = False
-                            yield BACKLOG_END
-                        if settle:
-                            decoder.done = True
+                recv = channel.receiver() if quiet_after is None else None
+                feed = decoder.feed
+                if recv is not None:
+                    # The hot path: no timer, no generator between socket and decoder.
+                    try:
+                        while True:
+                            data = await recv()
+                            state.frames += 1
+                            if sink is None:
+                                for event in feed(data):
+                                    yield event
+                            else:
+                                for event in feed(data):
+                                    sink(event)
+                            if decoder.done:
+                                break
+                    except StreamLost:
+                        raise
+                    except Exception as exc:
+                        channel.closed_by(exc)
+                else:
+                    if quiet_after is None:
+                        first_wait = None
+                    elif decoder.quiet_after is not None:
+                        first_wait = self.options.first_frame_wait
+                    else:  # only the backlog marker is owed
+                        first_wait = self.options.settle
+                    async for frame in channel.frames(quiet_after, first_wait):
+                        if isinstance(frame, Quiet):
+                            events = list(decoder.settled() if settle else decoder.quiet())
+                            if backlog_owed and not settle:
+                                backlog_owed = False
+                                events.append(BACKLOG_END)
+                            for event in events:
+                                if sink is None:
+                                    yield event
+                                else:
+                                    sink(event)
+                            if settle:
+                                decoder.done = True
+                            if decoder.done:
+                                break
+                            continue
+                        state.frames += 1
+                        for event in feed(frame):
+                            if sink is None:
+                                yield event
+                            else:
+                                sink(event)
                         if decoder.done:
                             break
-                        continue
-                    state.frames += 1
-                    for event in decoder.feed(frame):  # type: ignore[arg-type]
-                        yield event
-                    if decoder.done:
-                        break
             except StreamLost as exc:
                 lost = exc
             except BaseException:
@@ -437,7 +490,10 @@ class Stream:
                 return
             if state.settled:
                 for event in decoder.settled():
-                    yield event
+                    if sink is None:
+                        yield event
+                    else:
+                        sink(event)
                 return
             if lost is None:
                 code = channel.close_code

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,10 @@ class Pipeline:
     until: Callable[[Event], int | None] | None = None
     #: Called when the backlog has arrived; a non-None result ends the stream.
     at_backlog: Callable[[], int | None] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.keep or self.lines or self.tail or self.until or self.at_backlog)
 
 
 def open_stream(
@@ -62,10 +66,8 @@ async def follow(
     render = renderer.render
     status = 0
     try:
-        if pipeline is None:
-            async for event in stream:
-                if event is not BACKLOG_END:
-                    render(event)
+        if pipeline is None or pipeline.empty:
+            await stream.pump(render)
         else:
             status = await _piped(stream, render, pipeline)
     finally:
@@ -79,7 +81,7 @@ async def follow(
 
 
 async def _piped(stream: Stream, render: Callable[[Event], None], pipe: Pipeline) -> int:
-    keep, lines, tail, until = pipe.keep, pipe.lines, pipe.tail, pipe.until
+    keep, lines, tail = pipe.keep, pipe.lines, pipe.tail
 
     def emit(event: Event) -> None:
         for item in lines(event) if lines is not None else (event,):
@@ -91,8 +93,35 @@ async def _piped(stream: Stream, render: Callable[[Event], None], pipe: Pipeline
             else:
                 render(item)
 
+    events = stream.__aiter__()
+    try:
+        ended_by = await _consume(events, render, pipe, emit)
+    finally:
+        # Ending early (--exit-status, --until-idle) must not leave the driver,
+        # and its heartbeat task, suspended until interpreter exit.
+        await events.aclose()
+    if lines is not None:
+        for rest in lines.flush():
+            if keep is None or keep(rest):
+                if tail is not None:
+                    tail.push(rest)
+                else:
+                    render(rest)
+    if tail is not None:
+        for kept in tail.release():
+            render(kept)
+    return ended_by or 0
+
+
+async def _consume(
+    events: AsyncGenerator[Event, None],
+    render: Callable[[Event], None],
+    pipe: Pipeline,
+    emit: Callable[[Event], None],
+) -> int | None:
+    tail, until = pipe.tail, pipe.until
     ended_by: int | None = None
-    async for event in stream:
+    async for event in events:
         if event is BACKLOG_END:
             if tail is not None:
                 for kept in tail.release():
@@ -107,14 +136,4 @@ async def _piped(stream: Stream, render: Callable[[Event], None], pipe: Pipeline
             ended_by = until(event)
             if ended_by is not None:
                 break
-    if lines is not None:
-        for rest in lines.flush():
-            if keep is None or keep(rest):
-                if tail is not None:
-                    tail.push(rest)
-                else:
-                    render(rest)
-    if tail is not None:
-        for kept in tail.release():
-            render(kept)
-    return ended_by or 0
+    return ended_by

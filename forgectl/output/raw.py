@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from ..events import Event, RawChunk
-from .base import Renderer
+from .base import LineStamper, Renderer
 
 
 class RawRenderer(Renderer):
@@ -16,32 +14,17 @@ class RawRenderer(Renderer):
     def __init__(self, *args: object, timestamps: bool = False, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.timestamps = timestamps
-        self._at_line_start = True
+        self.stamper = LineStamper()
 
     def render(self, event: Event) -> None:
+        if type(event) is RawChunk and not self.timestamps:
+            self.write(event.raw)  # the hot path of ``logs --raw``
+            return
         if isinstance(event, RawChunk):
             data = event.raw
         else:  # a normalized entry in a raw view: its message is the line
             message = event.get("message")
             data = (message if isinstance(message, str) else "").encode() + b"\n"
         if self.timestamps and data:
-            data = self._stamp(data)
+            data = self.stamper.stamp_bytes(data)
         self.write(data)
-
-    def _stamp(self, data: bytes) -> bytes:
-        stamp = datetime.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3].encode() + b" "
-        lines = data.split(b"\n")
-        out = []
-        for i, line in enumerate(lines):
-            last = i == len(lines) - 1
-            if last and not line:
-                break
-            if self._at_line_start:
-                out.append(stamp)
-            out.append(line)
-            if not last:
-                out.append(b"\n")
-                self._at_line_start = True
-            else:
-                self._at_line_start = False
-        return b"".join(out)
