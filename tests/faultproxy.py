@@ -301,9 +301,7 @@ class FaultProxy:
     # ------------------------------------------------------------------
     # faults (synchronous; call from the loop thread)
     # ------------------------------------------------------------------
-    def cut_after_bytes(
-        self, n: int, *, connections: int | None = 1, live: bool = False
-    ) -> None:
+    def cut_after_bytes(self, n: int, *, connections: int | None = 1, live: bool = False) -> None:
         """Cut once *n* bytes have gone downstream.
 
         Applies to the next *connections* new connections (``None`` = every
@@ -364,9 +362,7 @@ class FaultProxy:
             raise ValueError("give mean_bytes or cut_probability_per_chunk")
         if mean_bytes is not None and mean_bytes <= 0:
             raise ValueError("mean_bytes must be > 0")
-        if cut_probability_per_chunk is not None and not (
-            0.0 <= cut_probability_per_chunk <= 1.0
-        ):
+        if cut_probability_per_chunk is not None and not (0.0 <= cut_probability_per_chunk <= 1.0):
             raise ValueError("cut_probability_per_chunk must be in [0, 1]")
         self._chaos_rng = random.Random(seed)
         self._chaos_mean = mean_bytes
@@ -496,9 +492,7 @@ class FaultProxy:
                 self.refused += 1
                 if self._refuse_rst:
                     with contextlib.suppress(OSError):
-                        csock.setsockopt(
-                            socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST
-                        )
+                        csock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
                 csock.close()
                 self._notify()
                 continue
@@ -702,9 +696,7 @@ class FaultProxy:
             self.cuts += 1
             if reason == REASON_CHAOS:
                 self.chaos_cuts += 1
-            self.cut_log.append(
-                CutEvent(conn.id, conn.bytes_down, conn.bytes_up, reason)
-            )
+            self.cut_log.append(CutEvent(conn.id, conn.bytes_down, conn.bytes_up, reason))
         for writer in (conn.client, conn.upstream):
             _hard_close(writer.transport, rst)
         current = asyncio.current_task()
@@ -946,9 +938,7 @@ class ThreadedFaultProxy:
         self._run(self.proxy.wait_for_active(n, timeout), timeout + 1.0)
 
     # -- faults -----------------------------------------------------------
-    def cut_after_bytes(
-        self, n: int, *, connections: int | None = 1, live: bool = False
-    ) -> None:
+    def cut_after_bytes(self, n: int, *, connections: int | None = 1, live: bool = False) -> None:
         self._call(self.proxy.cut_after_bytes, n, connections=connections, live=live)
 
     def clear_cuts(self) -> None:

@@ -334,9 +334,7 @@ def default_scenario(live_interval: float = 0.01) -> Scenario:
                 "2024-01-15T10:31:00Z",
                 metadata={"file": "src/auth.ts", "line": 42},
             ),
-            _log(
-                "error", "Test flaked, retrying", "2024-01-15T10:32:00Z", metadata=None
-            ),
+            _log("error", "Test flaked, retrying", "2024-01-15T10:32:00Z", metadata=None),
             _log(
                 "success",
                 "All tests passed",
@@ -408,9 +406,7 @@ def default_scenario(live_interval: float = 0.01) -> Scenario:
 # Server
 # --------------------------------------------------------------------------------------
 
-_LOGS_ROUTE: Final = re.compile(
-    r"/ws/execution-processes/([^/]+)/logs/(raw|normalized)"
-)
+_LOGS_ROUTE: Final = re.compile(r"/ws/execution-processes/([^/]+)/logs/(raw|normalized)")
 _DIFF_ROUTE: Final = re.compile(r"/ws/task-attempts/([^/]+)/diff")
 _MONITOR_ROUTE: Final = "/ws/execution-processes"
 
@@ -604,26 +600,20 @@ class ReferenceServer:
         """Records of the connections whose handshake succeeded."""
         return [rec for rec in self.connections if rec.accepted]
 
-    async def wait_until(
-        self, predicate: Callable[[], bool], timeout: float = 5.0
-    ) -> None:
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Poll ``predicate`` until true; raise TimeoutError after ``timeout`` seconds."""
         async with asyncio.timeout(timeout):
             while not predicate():
                 await asyncio.sleep(0.005)
 
-    async def wait_for_connections(
-        self, n: int, timeout: float = 5.0
-    ) -> list[ConnectionRecord]:
+    async def wait_for_connections(self, n: int, timeout: float = 5.0) -> list[ConnectionRecord]:
         """Wait until at least ``n`` handshakes were received; return all records."""
         await self.wait_until(lambda: len(self.connections) >= n, timeout)
         return self.connections
 
     async def wait_all_done(self, timeout: float = 5.0) -> None:
         """Wait until every recorded connection is over."""
-        await self.wait_until(
-            lambda: all(rec.done for rec in self.connections), timeout
-        )
+        await self.wait_until(lambda: all(rec.done for rec in self.connections), timeout)
 
     # -- handshake ------------------------------------------------------------------
 
@@ -656,14 +646,10 @@ class ReferenceServer:
             return 401
         return None
 
-    async def _process_request(
-        self, conn: ServerConnection, request: Request
-    ) -> Response | None:
+    async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         split = urlsplit(request.path)
         path = split.path
-        query = {
-            k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()
-        }
+        query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         cookies: dict[str, str] = {}
         for header in request.headers.get_all("Cookie"):
             jar: SimpleCookie = SimpleCookie()
@@ -732,8 +718,7 @@ class ReferenceServer:
     def _script(self, rec: ConnectionRecord) -> _Script:
         if rec.route == "monitor":
             events = [
-                (self.event_interval if i else 0.0, _encode(e))
-                for i, e in enumerate(self.events)
+                (self.event_interval if i else 0.0, _encode(e)) for i, e in enumerate(self.events)
             ]
             return _Script(events, self.monitor_hold_open)
         if rec.route == "diff":
@@ -924,16 +909,12 @@ class ThreadedReferenceServer:
                 raise TimeoutError(f"condition not met within {timeout} s")
             time.sleep(0.005)
 
-    def wait_for_connections(
-        self, n: int, timeout: float = 5.0
-    ) -> list[ConnectionRecord]:
+    def wait_for_connections(self, n: int, timeout: float = 5.0) -> list[ConnectionRecord]:
         self.wait_until(lambda: len(self.server.connections) >= n, timeout)
         return self.server.connections
 
     def wait_all_done(self, timeout: float = 5.0) -> None:
-        self.wait_until(
-            lambda: all(rec.done for rec in self.server.connections), timeout
-        )
+        self.wait_until(lambda: all(rec.done for rec in self.server.connections), timeout)
 
     def ws(self, path: str) -> str:
         return self.server.ws(path)
@@ -1028,9 +1009,7 @@ class ThreadedReferenceServer:
 
 
 async def _serve_forever(port: int, token: str | None, interval: float) -> None:
-    async with ReferenceServer(
-        token, scenario=default_scenario(interval), port=port
-    ) as srv:
+    async with ReferenceServer(token, scenario=default_scenario(interval), port=port) as srv:
         print(srv.url, flush=True)
         print(
             f"routes: {srv.ws_url}/ws/execution-processes[/{{id}}/logs/raw|normalized], "
@@ -1047,15 +1026,9 @@ async def _serve_forever(port: int, token: str | None, interval: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Serve the spec's example data on 127.0.0.1."
-    )
-    parser.add_argument(
-        "--port", type=int, default=0, help="port (default: a free one)"
-    )
-    parser.add_argument(
-        "--token", default=None, help="require ?token=T or a token=T cookie"
-    )
+    parser = argparse.ArgumentParser(description="Serve the spec's example data on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--token", default=None, help="require ?token=T or a token=T cookie")
     parser.add_argument(
         "--interval",
         type=float,

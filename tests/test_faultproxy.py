@@ -39,9 +39,7 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def _stream_from_offset(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
+async def _stream_from_offset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Read "<offset>\\n", send DATA[offset:] in 1000-byte writes, close."""
     try:
         line = await reader.readline()
@@ -89,9 +87,7 @@ async def raw_connect(port: int) -> socket.socket:
     return sock
 
 
-async def read_until_closed(
-    sock: socket.socket, timeout: float = 5.0
-) -> tuple[bytes, str]:
+async def read_until_closed(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, str]:
     """Read until EOF or error; return (data, "eof" | "reset")."""
     loop = asyncio.get_running_loop()
     buf = bytearray()
@@ -197,9 +193,7 @@ async def test_cut_mid_websocket_frame() -> None:
     async with ws_serve(handler, "127.0.0.1", 0, compression=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         async with FaultProxy(upstream_port=port) as proxy:
-            async with ws_connect(
-                proxy.ws_url, ping_interval=None, compression=None
-            ) as ws:
+            async with ws_connect(proxy.ws_url, ping_interval=None, compression=None) as ws:
                 await ws.send("go")
                 assert await ws.recv() == message
                 before = proxy.bytes_down
@@ -372,9 +366,7 @@ async def test_delay_adds_latency_and_keeps_order() -> None:
 
 @aio
 async def test_chunk_size_splits_downstream_data() -> None:
-    async with proxied(
-        _stream_from_offset, chunk_size=(1, 7), chunk_pause=0.001
-    ) as proxy:
+    async with proxied(_stream_from_offset, chunk_size=(1, 7), chunk_pause=0.001) as proxy:
         loop = asyncio.get_running_loop()
         sock = await raw_connect(proxy.port)
         await loop.sock_sendall(sock, b"%d\n" % (len(DATA) - 300))

@@ -76,9 +76,7 @@ async def drain(ws: ClientConnection, timeout: float = 2.0) -> list[str | bytes]
     return frames
 
 
-async def recv_n(
-    ws: ClientConnection, n: int, timeout: float = 2.0
-) -> list[str | bytes]:
+async def recv_n(ws: ClientConnection, n: int, timeout: float = 2.0) -> list[str | bytes]:
     async with asyncio.timeout(timeout):
         return [await ws.recv() for _ in range(n)]
 
@@ -151,9 +149,7 @@ async def test_running_process_streams_live_items_then_closes(
 
 @pytest.mark.asyncio
 async def test_hold_open_keeps_running_process_open() -> None:
-    proc = Process(
-        "p1", logs=[SPEC_LOG], finished=False, live_logs=[SPEC_LOG], hold_open=True
-    )
+    proc = Process("p1", logs=[SPEC_LOG], finished=False, live_logs=[SPEC_LOG], hold_open=True)
     async with ReferenceServer() as srv:
         srv.processes["p1"] = proc
         async with client(srv.ws("/ws/execution-processes/p1/logs/normalized")) as ws:
