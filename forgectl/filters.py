@@ -12,6 +12,7 @@ from fnmatch import fnmatchcase
 
 from .errors import UsageError
 from .events import LEVEL_RANK, LEVELS, Event, LogEntry, ProcessEvent, RawChunk
+from .times import parse_time
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -30,22 +31,6 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
             f"invalid --since {text!r}: use a duration (30s, 10m, 2h, 1d) or an ISO time"
         )
     return parsed
-
-
-def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip().replace("Z", "+00:00").replace(" ", "T", 1)
-    if "." in text:  # more than microseconds (the real server sends nanoseconds)
-        head, _, tail = text.partition(".")
-        digits = "".join(c for c in tail[:12] if c.isdigit())
-        zone = tail[len(digits) :]
-        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_levels(values: Iterable[str]) -> tuple[int | None, frozenset[str] | None]:
@@ -129,7 +114,8 @@ class RawLineFilter:
     def __call__(self, event: Event) -> list[Event]:
         if not isinstance(event, RawChunk):
             return [event]
-        if self.sources and not _source_match(event.stream, self.sources):
+        # The documented API does not tell stdout from stderr: its output is stdout.
+        if self.sources and not _source_match(event.stream or "stdout", self.sources):
             return []
         if self.grep is None:
             return [event]
@@ -180,21 +166,17 @@ class Tail:
     """``--tail N``: of the history, only the last N entries, then everything live."""
 
     def __init__(self, count: int) -> None:
-        self.buffer: deque[Event] | None = deque(maxlen=count) if count > 0 else deque(maxlen=1)
-        self.count = count
+        self.buffer: deque[Event] | None = deque(maxlen=count)
 
     def push(self, event: Event) -> list[Event]:
         if self.buffer is None:
             return [event]
-        if self.count > 0:
-            self.buffer.append(event)
+        self.buffer.append(event)
         return []
 
     def release(self) -> list[Event]:
         """The history is complete: hand over what the tail kept."""
-        if self.buffer is None:
-            return []
-        kept = list(self.buffer) if self.count > 0 else []
+        kept = list(self.buffer or ())
         self.buffer = None
         return kept
 

@@ -12,13 +12,13 @@ import time
 import zlib
 from array import array
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..errors import NotFoundError, UsageError
+from ..errors import ConnectError, NotFoundError, ProtocolError, UsageError
 from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
+from ..times import now_iso, parse_time
 from ..urls import segment
 from .base import Decoder, Dialect, Plan, Route, StreamRequest
 from .patch import BadFrame, Frame, ops_of, parse, split
@@ -293,22 +293,6 @@ class ForgeLogsDecoder(_EntriesDecoder):
 # -- processes -------------------------------------------------------------------
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if type(value) is not str or not value:
-        return None
-    text = value.replace("Z", "+00:00")
-    if "." in text:  # nanoseconds: Python keeps microseconds
-        head, _, tail = text.partition(".")
-        digits = "".join(c for c in tail if c.isdigit())
-        zone = tail[len(digits) :]
-        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _executor(record: dict[str, Any]) -> str | None:
     action = record.get("executor_action")
     typ = action.get("typ") if type(action) is dict else None
@@ -351,7 +335,7 @@ def process_events(record: dict[str, Any], started: bool, ended: bool) -> list[E
     exit_code = record.get("exit_code")
     done_at = record.get("completed_at") or record.get("updated_at")
     if status == "completed":
-        begin, end = _parse_time(record.get("started_at")), _parse_time(done_at)
+        begin, end = parse_time(record.get("started_at")), parse_time(done_at)
         duration = round((end - begin).total_seconds() * 1000) if begin and end else None
         out.append(
             ProcessEvent(
@@ -514,10 +498,6 @@ class ForgeMonitorDecoder(_PatchDecoder):
 # -- diffs -----------------------------------------------------------------------
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def _fix_counts(content: dict[str, Any]) -> dict[str, Any]:
     """The server's counts (sent when contents are omitted) give an added file one
     deletion and, alike, a deleted file one addition; neither has any."""
@@ -591,7 +571,7 @@ class ForgeDiffDecoder(_PatchDecoder):
                     "filesChanged": state.files_changed,
                     "insertions": state.insertions,
                     "deletions": state.deletions,
-                    "timestamp": _now(),
+                    "timestamp": now_iso(),
                 }
             )
         ]
@@ -602,6 +582,23 @@ class ForgeDiffDecoder(_PatchDecoder):
 
 class ForgeDialect(Dialect):
     name = "forge"
+    #: Known to be the real server (auto-detection asked it); with --api forge a
+    #: 404 makes us ask, so another server's 404 is not taken for "not found".
+    verified = False
+
+    async def _verify(self, endpoint: Endpoint, error: Exception) -> None:
+        from .detect import probe_forge
+
+        try:
+            is_forge, said = await probe_forge(endpoint)
+        except ConnectError:
+            return
+        if not is_forge:
+            raise ProtocolError(
+                f"{endpoint.server.url} is not the real Forge server (its route answered: "
+                f"{error}; GET /api/health answered {said}); try --api documented or auto"
+            )
+        self.verified = True
 
     async def plan(self, request: StreamRequest, endpoint: Endpoint, diag: Diagnostics) -> Plan:
         target = segment(request.target or "")
@@ -635,7 +632,10 @@ class ForgeDialect(Dialect):
             endpoint, f"/api/task-attempts/{segment(attempt)}", what=f"attempt {attempt}"
         )
         if status == 404:
-            raise NotFoundError(f"attempt {attempt} not found")
+            missing = NotFoundError(f"attempt {attempt} not found")
+            if not self.verified:
+                await self._verify(endpoint, missing)
+            raise missing
         if status == 400:
             raise UsageError(
                 f"attempt {attempt}: the server rejected it (HTTP 400: not an attempt id)"
@@ -649,6 +649,8 @@ class ForgeDialect(Dialect):
         endpoint: Endpoint,
         diag: Diagnostics,
     ) -> Plan | None:
+        if isinstance(error, NotFoundError) and not self.verified:
+            await self._verify(endpoint, error)
         if not isinstance(error, NotFoundError) or request.kind != "logs":
             return None
         if not isinstance(plan.decoder, ForgeLogsDecoder):

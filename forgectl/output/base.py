@@ -30,6 +30,42 @@ def _buffered(out: BinaryIO) -> BinaryIO:
     return io.BufferedWriter(raw, BUFFER_SIZE)
 
 
+class LineStamper:
+    """Prefixes each line with the local time it arrived (``--timestamps``).
+
+    Raw output comes in chunks, not lines: the prefix goes at the start of each
+    line, never inside one, so a line split across chunks is stamped once.
+    """
+
+    def __init__(self, fmt: str = "%Y-%m-%dT%H:%M:%S.%f") -> None:
+        self.fmt = fmt
+        self.at_line_start = True
+
+    def stamp(self, text: str) -> str:
+        from datetime import datetime
+
+        prefix = datetime.now().strftime(self.fmt)[:-3] + " "
+        out: list[str] = []
+        lines = text.split("\n")
+        for i, line in enumerate(lines):
+            last = i == len(lines) - 1
+            if last and not line:
+                break
+            if self.at_line_start:
+                out.append(prefix)
+            out.append(line)
+            if not last:
+                out.append("\n")
+            self.at_line_start = not last
+        return "".join(out)
+
+    def stamp_bytes(self, data: bytes) -> bytes:
+        # surrogateescape keeps bytes that are not UTF-8 exactly as they came.
+        return self.stamp(data.decode("utf-8", "surrogateescape")).encode(
+            "utf-8", "surrogateescape"
+        )
+
+
 class OutputClosed(Exception):
     """stdout went away (``| head`` closed the pipe): stop quietly."""
 

@@ -7,11 +7,11 @@ printing, and it is never parsed as rich markup.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
-from .base import Renderer
+from ..times import parse_time
+from .base import LineStamper, Renderer
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -42,18 +42,11 @@ EVENT_STYLES = {
 
 
 def _clock(value: Any) -> str:
-    if isinstance(value, str) and value:
-        try:
-            moment = datetime.fromisoformat(
-                value.replace("Z", "+00:00")[:26] + value[-6:]
-                if False
-                else value.replace("Z", "+00:00")
-            )
-        except ValueError:
-            head = value[11:19]
-            return head if len(head) == 8 else value[:8]
-        return moment.astimezone().strftime("%H:%M:%S")
-    return datetime.now().strftime("%H:%M:%S")
+    """Local HH:MM:SS of a server timestamp; dashes when it has none."""
+    moment = parse_time(value)
+    if moment is None:
+        return "--:--:--"
+    return moment.astimezone().strftime("%H:%M:%S")
 
 
 def make_console(out: BinaryIO, color: str) -> Console:
@@ -89,10 +82,12 @@ class PrettyRenderer(Renderer):
     ) -> None:
         super().__init__(out)
         self.console = make_console(self.out, color)
+        # rich turns a closed pipe into exit 1 by itself: end quietly instead.
+        self.console.on_broken_pipe = self._closed  # type: ignore[method-assign]
         self.stat_only = stat_only
         self.name_only = name_only
         self.timestamps = timestamps
-        self._raw_line_start = True
+        self.stamper = LineStamper("%H:%M:%S.%f")
 
     def write(self, data: bytes) -> None:  # rich writes through its own file
         raise NotImplementedError
@@ -181,11 +176,16 @@ class PrettyRenderer(Renderer):
                     details.append(str(error["message"]))
                 if data.get("exitCode") is not None:
                     details.append(f"exit {data['exitCode']}")
-            elif kind == "process_stopped" and data.get("reason"):
-                details.append(str(data["reason"]))
-            elif not kind.startswith("process_"):
+            elif kind == "process_stopped":
+                if data.get("reason"):
+                    details.append(str(data["reason"]))
+            elif kind not in EVENT_STYLES:  # a type the spec does not list: show it all
                 details.append(
-                    ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("type", "processId"))
+                    ", ".join(
+                        f"{k}={v}"
+                        for k, v in data.items()
+                        if k not in ("type", "processId", "runReason", "executor", "taskAttemptId")
+                    )
                 )
         if details:
             line.append("  " + escape(" · ".join(details)), style="dim")
@@ -246,21 +246,7 @@ class PrettyRenderer(Renderer):
         style = "red" if chunk.stream == "stderr" else ""
         text = escape(chunk.text)
         if self.timestamps:
-            stamp = datetime.now().strftime("%H:%M:%S.%f")[:-3] + " "
-            parts = text.split("\n")
-            out = []
-            for i, part in enumerate(parts):
-                if i == len(parts) - 1 and not part:
-                    break
-                if self._raw_line_start:
-                    out.append(stamp)
-                out.append(part)
-                if i < len(parts) - 1:
-                    out.append("\n")
-                    self._raw_line_start = True
-                else:
-                    self._raw_line_start = False
-            text = "".join(out)
+            text = self.stamper.stamp(text)
         try:
             self.console.print(Text(text, style=style), end="")
         except BrokenPipeError:
