@@ -24,13 +24,14 @@ if TYPE_CHECKING:
 
 
 def exit_status(event: ProcessEvent) -> int:
+    """The status to exit with; codes outside 0-255 wrap as a shell's would
+    (``& 0xFF``), and a failure never wraps to 0."""
     code = event.exit_code
     if event.type == "process_completed":
-        return code if code is not None else 0
+        return (code & 0xFF) if code is not None else 0
     if event.type == "process_failed":
-        if code is None or code == 0:
-            return int(ExitCode.PROCESS_FAILED)
-        return code & 0xFF
+        wrapped = (code & 0xFF) if code is not None else 0
+        return wrapped or int(ExitCode.PROCESS_FAILED)
     return int(ExitCode.PROCESS_STOPPED)
 
 
@@ -79,13 +80,21 @@ class ExitWatcher:
                 await stream.aclose()
 
     async def result(self, forge: bool, timeout: float = 10.0) -> int:
+        """The exit status, waiting up to ``timeout`` s for the server to tell it."""
         try:
             if forge:
                 event = await self._from_rest(timeout)
                 if event is not None:
                     return exit_status(event)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._found.wait(), timeout)
+                await asyncio.wait_for(self._found.wait(), 1.0)
+            if self.event is None:
+                self.diag.note(
+                    f"waiting up to {timeout:g} s for the server to tell how process "
+                    f"{self.process_id} ended"
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._found.wait(), timeout)
             if self.event is not None:
                 return exit_status(self.event)
             self.diag.warning(

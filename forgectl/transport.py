@@ -68,6 +68,8 @@ class Endpoint:
 def describe_os_error(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve host ({exc.strerror or exc})"
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -86,6 +88,13 @@ def describe_os_error(exc: BaseException) -> str:
 def connect_error(url: str, exc: BaseException) -> ConnectError:
     reason = describe_os_error(exc)
     hint = " — is Forge running?" if isinstance(exc, ConnectionRefusedError) else ""
+    tls = url.startswith(("wss:", "https:"))
+    if (
+        tls
+        and isinstance(exc, (ConnectionResetError, ssl.SSLError))
+        and not isinstance(exc, ssl.SSLCertVerificationError)
+    ):
+        hint = " during the TLS handshake — does the server speak plain http? (try http://)"
     if isinstance(exc, (ssl.SSLCertVerificationError, socket.gaierror)):
         cls: type[ConnectError] = FatalConnectError
     else:

@@ -88,12 +88,19 @@ def segment(value: str) -> str:
 _TOKEN_QUERY = re.compile(r"(token=)[^&\s#'\"]+")
 
 
+#: Shorter secrets are hidden only where they stand alone, so that a toy token
+#: such as "x" does not mangle every word of a message.
+_SHORT_SECRET = 8
+
+
 def redact(text: str, *secrets: str | None) -> str:
     """Hide every secret, and any ``token=`` query value, in a message."""
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-            quoted = quote(secret, safe="")
-            if quoted != secret:
-                text = text.replace(quoted, "***")
+        if not secret:
+            continue
+        for form in {secret, quote(secret, safe="")}:
+            if len(form) >= _SHORT_SECRET:
+                text = text.replace(form, "***")
+            else:
+                text = re.sub(rf"(?<![\w-]){re.escape(form)}(?![\w-])", "***", text)
     return _TOKEN_QUERY.sub(r"\1***", text)

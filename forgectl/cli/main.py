@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from typing import Any
 
 import click
 
 from .. import __version__
-from ..errors import EXIT_CODE_HELP
-from .app import Application
-from .diff import diff
-from .login import auth, login, logout
-from .logs import logs
-from .monitor import monitor
+from ..errors import EXIT_CODE_HELP, ExitCode
+from .app import Application, _stderr
 from .options import connection_options
+
+#: Subcommand name → (module beside this one, attribute). A command's module is
+#: imported only when that command runs (or --help lists them all).
+COMMANDS = {
+    "logs": ("logs", "logs"),
+    "monitor": ("monitor", "monitor"),
+    "diff": ("diff", "diff"),
+    "login": ("login", "login"),
+    "logout": ("login", "logout"),
+    "auth": ("login", "auth"),
+}
+
+
+class ForgectlGroup(click.Group):
+    """The root group: subcommands load on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        module = importlib.import_module(f".{spec[0]}", __package__)
+        command: click.Command = getattr(module, spec[1])
+        return command
+
 
 EPILOG = f"""\b
 Output: JSON lines on stdout when piped or with --json (one server object per
@@ -34,6 +59,7 @@ Examples:
 
 
 @click.group(
+    cls=ForgectlGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=EPILOG,
 )
@@ -67,13 +93,22 @@ def cli(ctx: click.Context, /, verbose: int, debug: bool, **connection: Any) -> 
     app.override(connection)
 
 
-cli.add_command(logs)
-cli.add_command(monitor)
-cli.add_command(diff)
-cli.add_command(login)
-cli.add_command(logout)
-cli.add_command(auth)
-
-
 def main(prog_name: str = "forgectl") -> None:
-    cli.main(prog_name=prog_name)
+    """Run the CLI; every failure is one ``forgectl: error:`` line and an exit code."""
+    try:
+        cli.main(prog_name=prog_name, standalone_mode=False)
+    except click.exceptions.Exit as done:  # --help, --version
+        sys.exit(done.exit_code)
+    except click.UsageError as error:
+        where = error.ctx.command_path if error.ctx is not None else prog_name
+        _stderr(f"forgectl: error: {error.format_message()} (see `{where} --help`)")
+        sys.exit(int(ExitCode.USAGE))
+    except click.exceptions.Abort:
+        _stderr("forgectl: interrupted")
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except click.ClickException as error:
+        _stderr(f"forgectl: error: {error.format_message()}")
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(int(ExitCode.INTERRUPTED))
+    sys.exit(0)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import stat
 import sys
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
@@ -47,6 +49,7 @@ def _run(app: Application, body: Callable[[], Awaitable[int]]) -> int:
             # Not in the main thread (tests) or no signals here: Ctrl-C still ends it.
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, on_signal, int(code))
+        _watch_stdout(loop, lambda: on_signal(int(ExitCode.OK)))
         try:
             return await body()
         except asyncio.CancelledError:
@@ -72,6 +75,36 @@ def _run(app: Application, body: Callable[[], Awaitable[int]]) -> int:
             "(set FORGECTL_DEBUG=1 for a traceback)"
         )
         return int(ExitCode.ERROR)
+
+
+def _watch_stdout(loop: asyncio.AbstractEventLoop, on_gone: Callable[[], None]) -> None:
+    """End the command when the reader of a stdout pipe goes away (``| head``).
+
+    A follower whose stream is idle never writes, so it would never notice;
+    epoll reports an error on a pipe's write end once its reader has closed it.
+    """
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return
+    except (AttributeError, OSError, ValueError):
+        return
+
+    def gone() -> None:
+        loop.remove_reader(fd)
+        _silence(fd)
+        on_gone()
+
+    with contextlib.suppress(OSError, ValueError, NotImplementedError, PermissionError):
+        loop.add_reader(fd, gone)
+
+
+def _silence(fd: int) -> None:
+    """Point ``fd`` at /dev/null, so the final flush of buffered output is silent."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
 
 
 @contextlib.contextmanager

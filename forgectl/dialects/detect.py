@@ -73,6 +73,7 @@ class AutoDialect(Dialect):
             return None
         if is_forge:
             self.chosen = self.forge
+            self.forge.verified = True
             diag.trace(
                 f"dialect: forge (the documented route answered: {error}; "
                 f"GET /api/health answered {said})"
