@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?)(?:\.(\d+))?(Z|z|[+-]\d{2}:?\d{2})?$")
+_TIME = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?)(?:\.(\d+))?(Z|z|[+-]\d{2}:?\d{2})?$"
+)
 
 
 def parse_time(value: object) -> datetime | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from zlib import crc32
 
 import orjson
 from orjson import JSONDecodeError, loads
@@ -15,7 +16,7 @@ from orjson import JSONDecodeError, loads
 from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
 from ..urls import segment
 from .base import Decoder, Dialect, Plan, Route, StreamRequest
-from .resend import ResendFilter
+from .resend import CHECKPOINT_MASK, EXACT, ResendFilter
 
 if TYPE_CHECKING:
     from ..diagnostics import Diagnostics
@@ -88,6 +89,29 @@ class DocumentedLogsDecoder(_DocumentedDecoder):
 
     def wrap(self, obj: dict[str, Any]) -> Event | None:
         return LogEntry(obj) if "message" in obj or "level" in obj else None
+
+    def feed(self, frame: bytes | str) -> Iterable[Event]:
+        # The hot path of `logs --json`: the general feed, with the shape check
+        # and the resend bookkeeping inlined. Anything unusual takes the general path.
+        try:
+            obj = loads(frame)
+        except JSONDecodeError:
+            return super().feed(frame)
+        resend = self.resend
+        if (
+            type(obj) is dict
+            and ("message" in obj or "level" in obj)
+            and resend.pos < 0
+            and type(frame) is bytes
+        ):
+            crc = resend.crc = crc32(frame, resend.crc)
+            count = resend.count = resend.count + 1
+            if count <= EXACT:
+                resend.exact.append(crc)
+            elif not count & CHECKPOINT_MASK:
+                resend.marks.append(crc)
+            return (LogEntry(obj),)
+        return super().feed(frame)
 
 
 class DocumentedMonitorDecoder(_DocumentedDecoder):

@@ -8,8 +8,9 @@ from ..events import Event
 from .base import Renderer
 
 _NL = orjson.OPT_APPEND_NEWLINE
+_dumps = orjson.dumps
 
 
 class JsonLinesRenderer(Renderer):
     def render(self, event: Event) -> None:
-        self.write(orjson.dumps(event.to_dict(), option=_NL))
+        self.write(_dumps(event.data, option=_NL))
