@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -19,13 +18,17 @@ if TYPE_CHECKING:
     from ..stream import StreamOptions
 
 
-@dataclass
 class Application:
-    verbose: int = 0
-    debug: bool = False
-    connection: dict[str, Any] = field(default_factory=dict)
-    _settings: Settings | None = None
-    _diag: Diagnostics | None = None
+    """What the root group learnt (verbosity, connection options), and the settings
+    and diagnostics every command shares, built on first use."""
+
+    def __init__(self) -> None:
+        # A plain class: dataclasses would cost --help a millisecond of imports.
+        self.verbose = 0
+        self.debug = False
+        self.connection: dict[str, Any] = {}
+        self._settings: Settings | None = None
+        self._diag: Diagnostics | None = None
 
     def override(self, values: dict[str, Any]) -> None:
         """Connection options given after the subcommand win over the root's."""
