@@ -1,0 +1,138 @@
+"""The README's examples, run as a user would, against the documented reference server.
+
+Every ``forgectl`` command line of the README's shell examples runs through a real
+shell (so the ``| jq`` pipelines run too, where jq is installed), with the README's
+placeholder ids replaced by the reference server's. Commands that follow a live
+stream forever are stopped with Ctrl-C after a moment, which must end them with 130.
+The Python API example runs too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from reference_server import ATTEMPT_ID, PROC_FINISHED, ThreadedReferenceServer, default_scenario
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+FORGECTL = Path(sys.executable).with_name("forgectl")
+IDS = {"3f2a…": PROC_FINISHED, "8c1e…": ATTEMPT_ID}
+#: Examples that need what a loopback test cannot have, and why.
+NOT_HERE = {
+    "# hidden prompt": "a terminal to type the token at",
+    "git apply": "the spec's example diff is an excerpt, not a whole patch",
+}
+SERVER = "https://forge.example.com"
+#: Examples that follow a live stream until interrupted.
+FOREVER = ("forgectl monitor", "--follow --json", "-f --tail")
+
+
+def _shell_examples() -> list[str]:
+    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), re.S)
+    lines = []
+    for block in blocks:
+        for line in block.splitlines():
+            command = line.split("  #", 1)[0].strip()
+            if "# hidden prompt" in line:
+                command += "  # hidden prompt"
+            if command.startswith(("forgectl ", "echo ")) and "forgectl" in command:
+                lines.append(command)
+    return lines
+
+
+EXAMPLES = _shell_examples()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ThreadedReferenceServer]:
+    with ThreadedReferenceServer(scenario=default_scenario()) as srv:
+        yield srv
+
+
+def test_the_readme_has_examples_for_every_command() -> None:
+    for command in ("logs", "monitor", "diff", "login", "logout", "auth status"):
+        assert any(f"forgectl {command}" in line for line in EXAMPLES), command
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_readme_example(
+    example: str, server: ThreadedReferenceServer, tmp_path: Path, isolated_env: Path
+) -> None:
+    for marker, why in NOT_HERE.items():
+        if marker in example:
+            pytest.skip(f"needs {why}")
+    if "| jq" in example and shutil.which("jq") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("jq is not installed (tests/run.sh installs it)")
+        pytest.skip("jq is not installed")
+    command = example
+    for placeholder, real in IDS.items():
+        command = command.replace(placeholder, real)
+    command = command.replace(SERVER, server.url)
+    env = {
+        **os.environ,
+        "FORGE_URL": server.url,
+        "FORGE_CI_TOKEN": "readme-example-token",
+        "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+        "PATH": f"{FORGECTL.parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    proc = subprocess.Popen(
+        ["bash", "-o", "pipefail", "-c", command],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    forever = any(mark in example for mark in FOREVER) and "--until-idle" not in example
+    try:
+        out, err = proc.communicate(timeout=2.5 if forever else 30)
+    except subprocess.TimeoutExpired:
+        assert forever, f"{example!r} did not end by itself"
+        _interrupt_forgectl(proc.pid)  # as Ctrl-C would, but jq must live to flush
+        out, err = proc.communicate(timeout=5)
+        assert proc.returncode == 130, err.decode()
+    else:
+        expected = {0}
+        if "--exit-status" in example:
+            expected = {0, 7}  # the reference server may not report every exit status
+        assert proc.returncode in expected, (example, proc.returncode, err.decode())
+    assert b"Traceback" not in err and b"error:" not in err, err.decode()
+    selective = ("--since", "--grep", "--level", "login", "logout", ">")
+    if not any(word in example for word in selective):
+        assert out.strip(), f"{example!r} printed nothing"
+
+
+def _interrupt_forgectl(session: int) -> None:
+    """SIGINT to the forgectl processes of a shell session (not to jq beside them)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry.name)) != session:
+                continue
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, ProcessLookupError):
+            continue
+        if b"forgectl" in cmdline and not cmdline.startswith(b"bash"):
+            os.kill(int(entry.name), signal.SIGINT)
+
+
+def test_readme_python_example(server: ThreadedReferenceServer, tmp_path: Path) -> None:
+    block = re.search(r"```python\n(import asyncio.*?)```", README.read_text(), re.S)
+    assert block is not None
+    script = tmp_path / "example.py"
+    script.write_text(block.group(1).replace('"proc_abc123"', f'"{PROC_FINISHED}"'))
+    env = {**os.environ, "FORGE_URL": server.url}
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"[info]" in proc.stdout and b"completed" in proc.stdout
