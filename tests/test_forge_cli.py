@@ -32,14 +32,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from forge_server import (
-    BINARY_SCRIPT,
     SCENARIO_FILES,
     ForgeServer,
     Scenario,
-    find_binary,
-    in_private_netns,
     make_scenario,
 )
+from forge_testing import BINARY, real_server, require_real_server
 
 from forgectl import ForgeClient
 from forgectl.cli.main import cli
@@ -48,33 +46,14 @@ from forgectl.stream import StreamOptions
 
 pytestmark = pytest.mark.timeout(90)
 
-# Resolved at import time: tests/conftest.py strips FORGECTL_* variables per test.
-BINARY = find_binary()
 EXE = str(Path(sys.executable).with_name("forgectl"))
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
 LOG_KEYS = {"level", "message", "timestamp", "source", "metadata"}
 
 
-def require_real_server() -> None:
-    if not in_private_netns():
-        reason = (
-            "not in a private loopback-only network namespace; run under "
-            "`unshare -rn sh -c 'ip link set lo up; exec pytest ...'`"
-        )
-    elif BINARY is None:
-        reason = f"Forge binary not found: set FORGECTL_FORGE_BIN or run {BINARY_SCRIPT}"
-    else:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but the real Forge server cannot run: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[ForgeServer]:
-    require_real_server()
-    with ForgeServer(BINARY) as srv:
-        yield srv
+    yield from real_server()
 
 
 @pytest.fixture(scope="module")

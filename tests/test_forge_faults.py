@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import subprocess
 import sys
@@ -31,39 +30,20 @@ from typing import Any
 import pytest
 from faultproxy import FaultProxy, ThreadedFaultProxy
 from forge_server import (
-    BINARY_SCRIPT,
     DEV_SCRIPT,
     SCENARIO_FILES,
     TERMINAL_STATUSES,
     ForgeServer,
-    find_binary,
-    in_private_netns,
 )
+from forge_testing import BINARY, real_server, require_real_server
 
 from forgectl import ForgeClient
 from forgectl.stream import StreamOptions
 
 pytestmark = pytest.mark.timeout(120)
 
-# Resolved at import time: tests/conftest.py strips FORGECTL_* variables per test.
-BINARY = find_binary()
 EXE = str(Path(sys.executable).with_name("forgectl"))
 LINES = 2000
-
-
-def require_real_server() -> None:
-    if not in_private_netns():
-        reason = (
-            "not in a private loopback-only network namespace; run under "
-            "`unshare -rn sh -c 'ip link set lo up; exec pytest ...'`"
-        )
-    elif BINARY is None:
-        reason = f"Forge binary not found: set FORGECTL_FORGE_BIN or run {BINARY_SCRIPT}"
-    else:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but the real Forge server cannot run: {reason}")
-    pytest.skip(reason)
 
 
 @dataclass
@@ -107,9 +87,7 @@ def make_busy(server: ForgeServer, name: str, *, stop_dev: bool = True) -> Busy:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ForgeServer]:
-    require_real_server()
-    with ForgeServer(BINARY) as srv:
-        yield srv
+    yield from real_server()
 
 
 @pytest.fixture(scope="module")

@@ -31,42 +31,17 @@ from forge_server import (
     NotIsolatedError,
     default_cache_dir,
     expected_setup_stdout,
-    find_binary,
-    in_private_netns,
     make_scenario,
 )
+from forge_testing import BINARY, real_server, require_real_server
 from websockets.sync.client import connect
 
-# Resolved at import time: tests/conftest.py strips FORGECTL_* variables per test.
-BINARY = find_binary()
 CACHE_DIR = default_cache_dir()
-
-
-def _missing_prerequisite() -> str | None:
-    if not in_private_netns():
-        return (
-            "not in a private loopback-only network namespace; run under "
-            "`unshare -rn sh -c 'ip link set lo up; exec pytest ...'`"
-        )
-    if BINARY is None:
-        return f"Forge binary not found: set FORGECTL_FORGE_BIN or run {BINARY_SCRIPT}"
-    return None
-
-
-def require_real_server() -> None:
-    reason = _missing_prerequisite()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but the real Forge server cannot run: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ForgeServer]:
-    require_real_server()
-    with ForgeServer(BINARY) as srv:
-        yield srv
+    yield from real_server()
 
 
 def ws_frames(url: str, *, until_finished: bool = True, idle: float = 1.5) -> list[Any]:
