@@ -12,6 +12,10 @@ ENV_CACERT = "FORGE_CACERT"
 ENV_DEBUG = "FORGECTL_DEBUG"
 ENV_CONFIG_DIR = "FORGECTL_CONFIG_DIR"
 ENV_KEYRING_TIMEOUT = "FORGECTL_KEYRING_TIMEOUT"
+#: ``FORGECTL_TRANSPORT=websockets`` streams over websockets' asyncio client instead
+#: of forgectl's own sans-I/O driver (:mod:`forgectl.sansio`): an escape hatch, and
+#: the baseline of the benchmarks. A proxy in the environment selects it too.
+ENV_TRANSPORT = "FORGECTL_TRANSPORT"
 
 #: Service name of the keyring entries (the user name is the normalized server URL).
 KEYRING_SERVICE = "forgectl"

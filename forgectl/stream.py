@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import os
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +25,7 @@ from .constants import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_SETTLE,
     DEFAULT_STALE_TIMEOUT,
+    ENV_TRANSPORT,
 )
 from .errors import ConnectError, ForgeError, NotFoundError, StreamLost
 from .events import BACKLOG_END, Event
@@ -123,10 +124,12 @@ class Channel:
         """A number that changes while bytes of a frame not yet complete arrive."""
         return 0
 
-    def receiver(self) -> Callable[[], Awaitable[bytes]] | None:
-        """A coroutine function returning the next frame, for the hot path (the
-        driver then calls :meth:`closed_by` with the ``ConnectionClosed`` it raises);
-        None when frames only come through :meth:`frames`."""
+    def receiver(self) -> Callable[[], Awaitable[list[bytes]]] | None:
+        """A coroutine function returning the next frames, for the hot path: every
+        complete message buffered, waiting only when there is none (one await per
+        network read, not per message). The driver calls :meth:`closed_by` with the
+        ``ConnectionClosed`` it raises. None when frames only come through
+        :meth:`frames`."""
         return None
 
     def closed_by(self, exc: BaseException) -> None:
@@ -164,19 +167,18 @@ class WebSocketChannel(Channel):
         except ConnectionClosed as exc:
             self.closed_by(exc)
 
-    def receiver(self) -> Callable[[], Awaitable[bytes]]:
-        return functools.partial(self.ws.recv, False)
+    def receiver(self) -> Callable[[], Awaitable[list[bytes]]]:
+        # websockets' asyncio API has no public way to take what it has buffered
+        # without waiting: one message per batch.
+        recv = self.ws.recv
+
+        async def receive() -> list[bytes]:
+            return [await recv(False)]
+
+        return receive
 
     def closed_by(self, exc: BaseException) -> None:
-        from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
-
-        if not isinstance(exc, ConnectionClosed):
-            raise exc
-        rcvd = exc.rcvd
-        self.close_code = rcvd.code if rcvd is not None else None
-        self.close_reason = rcvd.reason if rcvd is not None else ""
-        if not isinstance(exc, ConnectionClosedOK):
-            raise StreamLost(_close_text(exc)) from None
+        record_close(self, exc)
 
     async def send(self, data: bytes) -> None:
         await self.ws.send(data.decode())
@@ -199,12 +201,45 @@ class WebSocketChannel(Channel):
             return 0
 
 
+def record_close(channel: Channel, exc: BaseException) -> None:
+    """Record how a WebSocket closed (``exc``, websockets' ``ConnectionClosed``);
+    raise :class:`StreamLost` unless cleanly. Any other exception is re-raised."""
+    from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
+
+    if not isinstance(exc, ConnectionClosed):
+        raise exc
+    rcvd = exc.rcvd
+    channel.close_code = rcvd.code if rcvd is not None else None
+    channel.close_reason = rcvd.reason if rcvd is not None else ""
+    if not isinstance(exc, ConnectionClosedOK):
+        raise StreamLost(_close_text(exc)) from None
+
+
 def _close_text(exc: Any) -> str:
     rcvd = exc.rcvd
     if rcvd is None:
         return "connection closed without a close frame"
     reason = f" ({rcvd.reason})" if rcvd.reason else ""
     return f"server closed the connection with code {rcvd.code}{reason}"
+
+
+def _sansio_applies(url: str) -> bool:
+    """Whether forgectl's own sans-I/O transport serves ``url``.
+
+    It does unless ``FORGECTL_TRANSPORT=websockets`` asks for websockets' asyncio
+    client, or a proxy from the environment (``*_proxy``, minus ``no_proxy``)
+    applies to the URL: websockets' client speaks HTTP and SOCKS proxies, and
+    decides which applies exactly so.
+    """
+    if os.environ.get(ENV_TRANSPORT, "").strip().lower() == "websockets":
+        return False
+    from websockets.proxy import get_proxy
+    from websockets.uri import parse_uri
+
+    try:
+        return get_proxy(parse_uri(url)) is None
+    except Exception:  # a URL websockets rejects: its client reports it
+        return False
 
 
 async def _watchdog(
@@ -308,6 +343,20 @@ class Stream:
             from .sse import open_sse
 
             return await open_sse(self.endpoint, route.path, route.query, what=plan.what)
+        if _sansio_applies(self.endpoint.server.ws_url(route.path)):
+            from .sansio import Redirected, open_sansio
+
+            try:
+                return await open_sansio(
+                    self.endpoint,
+                    route.path,
+                    route.query,
+                    what=plan.what,
+                    ping_interval=self.options.ping_interval,
+                    ping_timeout=self.options.stale_timeout,
+                )
+            except Redirected:
+                self.diag.trace("redirected: following it with websockets' client")
         from .transport import open_websocket
 
         ws = await open_websocket(
@@ -426,17 +475,24 @@ class Stream:
                 recv = channel.receiver() if quiet_after is None else None
                 feed = decoder.feed
                 if recv is not None:
-                    # The hot path: no timer, no generator between socket and decoder.
+                    # The hot path: no timer, no generator between socket and
+                    # decoder, one await per batch of frames.
                     try:
                         while True:
-                            data = await recv()
-                            state.frames += 1
+                            batch = await recv()
+                            state.frames += len(batch)
                             if sink is None:
-                                for event in feed(data):
-                                    yield event
+                                for data in batch:
+                                    for event in feed(data):
+                                        yield event
+                                    if decoder.done:
+                                        break
                             else:
-                                for event in feed(data):
-                                    sink(event)
+                                for data in batch:
+                                    for event in feed(data):
+                                        sink(event)
+                                    if decoder.done:
+                                        break
                             if decoder.done:
                                 break
                     except StreamLost:

@@ -146,12 +146,6 @@ async def open_websocket(
 ) -> ClientConnection:
     """Open a WebSocket to ``path``; raise a :class:`ForgeError` on any failure."""
     from websockets.asyncio.client import connect
-    from websockets.exceptions import (
-        InvalidHandshake,
-        InvalidMessage,
-        InvalidStatus,
-        InvalidURI,
-    )
 
     url = endpoint.server.ws_url(path, endpoint.query(query))
     shown = endpoint.server.ws_url(path, query)
@@ -172,33 +166,53 @@ async def open_websocket(
             user_agent_header=_user_agent(),
             **kwargs,
         )
-    except InvalidStatus as exc:
+    except Exception as exc:
+        error = handshake_error(exc, shown, what, endpoint.open_timeout)
+        if error is None:
+            raise
+        raise error from None
+
+
+def handshake_error(
+    exc: BaseException, shown: str, what: str, open_timeout: float
+) -> ForgeError | None:
+    """The :class:`ForgeError` for a failed WebSocket opening (None: not a known
+    failure, let it propagate). Shared by both transports, so that they fail alike."""
+    from websockets.exceptions import (
+        InvalidHandshake,
+        InvalidMessage,
+        InvalidStatus,
+        InvalidURI,
+    )
+
+    if isinstance(exc, InvalidStatus):
         response = exc.response
-        raise status_error(
+        return status_error(
             shown,
             response.status_code,
             response.headers.get("content-type", ""),
             bytes(response.body or b""),
             what,
-        ) from None
-    except InvalidURI as exc:
-        raise FatalConnectError(f"invalid URL {shown}: {exc}") from None
-    except InvalidMessage as exc:
+        )
+    if isinstance(exc, InvalidURI):
+        return FatalConnectError(f"invalid URL {shown}: {exc}")
+    if isinstance(exc, InvalidMessage):
         # The peer closed or garbled the handshake: a restarting server, a proxy,
         # or something that does not speak HTTP. Worth a retry.
         cause = exc.__cause__
         reason = describe_os_error(cause) if cause else str(exc)
-        raise ConnectError(f"cannot connect to {shown}: bad handshake ({reason})") from None
-    except InvalidHandshake as exc:
-        raise ProtocolError(f"{shown}: WebSocket handshake failed: {exc}") from None
-    except TimeoutError:
+        return ConnectError(f"cannot connect to {shown}: bad handshake ({reason})")
+    if isinstance(exc, InvalidHandshake):
+        return ProtocolError(f"{shown}: WebSocket handshake failed: {exc}")
+    if isinstance(exc, TimeoutError):
         # Connected, but the handshake never completed (a stuck proxy or server).
-        raise ConnectError(
+        return ConnectError(
             f"cannot connect to {shown}: no handshake answer within "
-            f"{endpoint.open_timeout:g} s (--open-timeout)"
-        ) from None
-    except OSError as exc:
-        raise connect_error(shown, exc) from None
+            f"{open_timeout:g} s (--open-timeout)"
+        )
+    if isinstance(exc, OSError):
+        return connect_error(shown, exc)
+    return None
 
 
 def _user_agent() -> str:

@@ -1,0 +1,383 @@
+"""WebSocket streams over websockets' sans-I/O protocol, driven by an asyncio.Protocol.
+
+websockets' asyncio client pays, per message, a future, a queue hop and a task
+switch (its ``Assembler``); a log stream is hundreds of thousands of small
+messages. Here ``data_received`` parses every frame a network read brought and
+the driver takes them as one batch: one await per read, not per message.
+
+Same wire behaviour as :func:`forgectl.transport.open_websocket`: the same
+request headers, permessage-deflate offered, the same message size limit, the
+same handshake errors (the mapping is shared), answers to the server's pings,
+pings of our own, a 2 s close handshake. Reading pauses while more than
+:data:`HIGH_WATER` bytes of complete messages wait for the consumer, so a slow
+stdout keeps memory bounded. Frames are never decoded: bad UTF-8 is the
+decoder's business, not a reason to drop the link.
+
+Not used through a proxy (websockets' client speaks HTTP and SOCKS proxies):
+:meth:`forgectl.stream.Stream._open` picks the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from websockets.client import ClientProtocol
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
+from websockets.frames import Opcode
+from websockets.http11 import Response
+from websockets.protocol import Event, State
+from websockets.typing import BytesLike
+from websockets.uri import parse_uri
+
+from .constants import MAX_MESSAGE_SIZE
+from .stream import QUIET, Channel, Quiet, record_close
+from .transport import Endpoint, _user_agent, handshake_error
+
+#: Pause reading while this many bytes of complete messages await the consumer.
+HIGH_WATER = 1 << 20
+#: How long a closing handshake may take before the connection is dropped.
+CLOSE_TIMEOUT = 2.0
+
+_TEXT = Opcode.TEXT
+_BINARY = Opcode.BINARY
+_CONT = Opcode.CONT
+_CONNECTING = State.CONNECTING
+_OPEN = State.OPEN
+
+
+class Redirected(Exception):
+    """The handshake was answered with a redirect: websockets' client follows those."""
+
+
+class _Link(asyncio.Protocol):
+    """The asyncio side: bytes in, complete messages out, protocol replies sent."""
+
+    def __init__(self, ws: ClientProtocol, headers: dict[str, str]) -> None:
+        self.ws = ws
+        self.headers = headers
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.opened: asyncio.Future[None] = self.loop.create_future()
+        self.lost: asyncio.Future[None] = self.loop.create_future()
+        #: Complete messages not yet taken by :meth:`receive`, and their size.
+        self.messages: list[bytes] = []
+        self.buffered = 0
+        #: The fragments of a message being reassembled, and their size.
+        self.parts: list[BytesLike] = []
+        self.partial = 0
+        #: Set by the keepalive after a ping: resolved by the next bytes read.
+        self.heard: asyncio.Future[None] | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.paused = False
+        self.closing = False
+        self.close_timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        ws = self.ws
+        request = ws.connect()
+        request.headers.update(self.headers)
+        request.headers.setdefault("User-Agent", _user_agent())
+        ws.send_request(request)
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        heard = self.heard
+        if heard is not None:  # a keepalive ping is waiting: anything will do
+            self.heard = None
+            if not heard.done():
+                heard.set_result(None)
+        ws = self.ws
+        ws.receive_data(data)
+        events = ws.events_received()
+        # Pongs, the close echo, EOF: before anything else, as websockets does.
+        self.flush()
+        if not self.opened.done():
+            events = self._handshake(events)
+        if ws.close_expected() and self.close_timer is None:
+            self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.abort)
+        if not events:
+            return
+        messages = self.messages
+        size = 0
+        for frame in events:
+            opcode = frame.opcode  # type: ignore[union-attr]
+            if opcode is _TEXT or opcode is _BINARY:
+                payload = frame.data  # type: ignore[union-attr]
+                if frame.fin:  # type: ignore[union-attr]
+                    message = payload if type(payload) is bytes else bytes(payload)
+                    messages.append(message)
+                    size += len(message)
+                else:
+                    self.parts = [payload]
+                    self.partial = len(payload)
+            elif opcode is _CONT:
+                payload = frame.data  # type: ignore[union-attr]
+                self.parts.append(payload)
+                if frame.fin:  # type: ignore[union-attr]
+                    message = b"".join(self.parts)
+                    self.parts = []
+                    self.partial = 0
+                    messages.append(message)
+                    size += len(message)
+                else:
+                    self.partial += len(payload)
+            # Control frames: the protocol has answered pings and closes already.
+        if messages:
+            self.buffered += size
+            waiter = self.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            if self.buffered > HIGH_WATER and not self.paused and not self.closing:
+                self.paused = True
+                assert self.transport is not None
+                self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        ws = self.ws
+        ws.receive_eof()
+        # A handshake answer without Content-Length ends at EOF.
+        self._handshake(ws.events_received())
+        self.flush()
+        return False  # the transport closes itself: connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        ws = self.ws
+        ws.receive_eof()  # idempotent; the protocol is CLOSED afterwards
+        self._handshake(ws.events_received())
+        if not self.opened.done():
+            self.opened.set_exception(
+                ws.handshake_exc or ConnectionResetError("connection lost during the handshake")
+            )
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+            self.close_timer = None
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    # -- our side ------------------------------------------------------------------
+
+    def _handshake(self, events: list[Event]) -> list[Event]:
+        """Settle :attr:`opened` from the handshake answer; the frames that followed it."""
+        opened = self.opened
+        if not opened.done():
+            exc = self.ws.handshake_exc
+            if exc is not None:
+                opened.set_exception(exc)
+            elif self.ws.state is not _CONNECTING:  # open, or already closing
+                opened.set_result(None)
+        return [e for e in events if type(e) is not Response]
+
+    def flush(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        for data in self.ws.data_to_send():
+            if data:
+                transport.write(data)
+            elif transport.can_write_eof():
+                with contextlib.suppress(Exception):
+                    transport.write_eof()
+            else:
+                transport.close()
+
+    def abort(self) -> None:
+        self.close_timer = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def receive(self) -> list[bytes]:
+        """Every complete message buffered, waiting for one if there are none.
+
+        Raises ``ConnectionClosed`` once the connection is closed and drained.
+        """
+        if not self.messages:
+            if self.lost.done():
+                raise self.ws.close_exc
+            waiter = self.waiter = self.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self.waiter = None
+            if not self.messages:
+                raise self.ws.close_exc
+        batch = self.messages
+        self.messages = []
+        self.buffered = 0
+        if self.paused:
+            self.paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+        return batch
+
+    def fail(self, code: int, reason: str) -> None:
+        ws = self.ws
+        if ws.state is _OPEN:
+            ws.fail(code, reason)
+            self.flush()
+            if self.close_timer is None:
+                self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.abort)
+
+
+class SansIOChannel(Channel):
+    """A :class:`~forgectl.stream.Channel` over :class:`_Link`."""
+
+    def __init__(
+        self, link: _Link, ping_interval: float | None, ping_timeout: float | None
+    ) -> None:
+        self.link = link
+        self._keepalive: asyncio.Task[None] | None = None
+        if ping_interval is not None:
+            self._keepalive = link.loop.create_task(self._ping(ping_interval, ping_timeout))
+            link.lost.add_done_callback(lambda _: self._stop_keepalive())
+
+    def receiver(self) -> Callable[[], Awaitable[list[bytes]]]:
+        return self.link.receive
+
+    async def frames(
+        self, quiet_after: float | None, first_wait: float | None = None
+    ) -> AsyncIterator[bytes | str | Quiet]:
+        receive = self.link.receive
+        try:
+            owed = first_wait is not None
+            wait = first_wait
+            while True:
+                if owed:
+                    try:
+                        async with asyncio.timeout(wait):
+                            batch = await receive()
+                    except TimeoutError:
+                        owed = False
+                        yield QUIET
+                        continue
+                else:
+                    batch = await receive()
+                owed = quiet_after is not None
+                wait = quiet_after
+                for frame in batch:
+                    yield frame
+        except ConnectionClosed as exc:
+            self.closed_by(exc)
+
+    def closed_by(self, exc: BaseException) -> None:
+        record_close(self, exc)
+
+    async def send(self, data: bytes) -> None:
+        link = self.link
+        link.ws.send_text(data)  # raises InvalidState unless open
+        link.flush()
+
+    async def close(self) -> None:
+        link = self.link
+        link.closing = True
+        if link.paused and link.transport is not None:
+            link.paused = False
+            link.transport.resume_reading()
+        with contextlib.suppress(Exception):
+            if link.ws.state is _OPEN:
+                link.ws.send_close(1000)
+                link.flush()
+        if link.lost.done():
+            return
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await asyncio.shield(link.lost)
+        except TimeoutError:
+            link.abort()
+            await asyncio.shield(link.lost)
+
+    def abort(self) -> None:
+        self.link.abort()
+
+    def progress(self) -> int:
+        # Bytes of a message not yet complete: a 64 MiB frame on a slow link is
+        # not silence (complete messages are counted by the driver).
+        link = self.link
+        try:
+            return len(link.ws.reader.buffer) + link.partial
+        except AttributeError:
+            return link.partial
+
+    async def _ping(self, interval: float, timeout: float | None) -> None:
+        """A protocol ping every ``interval`` s; nothing heard for ``timeout`` s after
+        one (no pong, no data) fails the connection, as websockets' keepalive does."""
+        link = self.link
+        while True:
+            await asyncio.sleep(interval)
+            if link.ws.state is not _OPEN:
+                return
+            heard = link.heard = link.loop.create_future()
+            link.ws.send_ping(os.urandom(4))
+            link.flush()
+            if timeout is None:
+                continue
+            try:
+                async with asyncio.timeout(timeout):
+                    await heard
+            except TimeoutError:
+                link.fail(1011, "keepalive ping timeout")
+                return
+
+    def _stop_keepalive(self) -> None:
+        task = self._keepalive
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        self._keepalive = None
+
+
+async def open_sansio(
+    endpoint: Endpoint,
+    path: str,
+    query: dict[str, str] | None = None,
+    *,
+    what: str = "stream",
+    ping_interval: float | None = None,
+    ping_timeout: float | None = None,
+) -> SansIOChannel:
+    """Open ``path`` like :func:`~forgectl.transport.open_websocket` does, failing
+    with the same :class:`~forgectl.errors.ForgeError`; :class:`Redirected` for a
+    3xx answer (the caller retries with websockets' client, which follows it)."""
+    url = endpoint.server.ws_url(path, endpoint.query(query))
+    shown = endpoint.server.ws_url(path, query)
+    ctx = endpoint.ssl_context()
+    loop = asyncio.get_running_loop()
+    link: _Link | None = None
+    try:
+        uri = parse_uri(url)
+        ws = ClientProtocol(
+            uri,
+            extensions=enable_client_permessage_deflate(None),
+            max_size=MAX_MESSAGE_SIZE,
+        )
+        link = _Link(ws, endpoint.headers())
+        made = link
+        async with asyncio.timeout(endpoint.open_timeout):
+            if ctx is None:
+                await loop.create_connection(lambda: made, uri.host, uri.port)
+            else:
+                await loop.create_connection(
+                    lambda: made, uri.host, uri.port, ssl=ctx, server_hostname=uri.host
+                )
+            await link.opened
+    except BaseException as exc:
+        if link is not None:
+            link.abort()
+        if not isinstance(exc, Exception):
+            raise
+        if isinstance(exc, InvalidStatus) and 300 <= exc.response.status_code < 400:
+            raise Redirected(str(exc)) from None
+        error = handshake_error(exc, shown, what, endpoint.open_timeout)
+        if error is None:
+            raise
+        raise error from None
+    return SansIOChannel(link, ping_interval, ping_timeout)
