@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from orjson import JSONDecodeError, loads
 
 from ..errors import ConnectError, NotFoundError, ProtocolError, UsageError
 from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from ..transport import Endpoint
 
 ENTRIES = "/entries/"
+_ENTRIES_LEN = len(ENTRIES)
 PROCESSES = "/execution_processes"
 
 
@@ -70,6 +72,35 @@ class _EntriesDecoder(_PatchDecoder):
     def __init__(self, diag: Diagnostics) -> None:
         super().__init__(diag)
         self.emitted = 0  # entries 0 .. emitted-1 have been emitted
+
+    def feed(self, frame: bytes | str) -> Iterable[Event]:
+        # The hot path: one ``add``/``replace`` of a known or the next entry per
+        # frame, as the server sends logs. Anything else takes the general path.
+        try:
+            obj = loads(frame)
+        except JSONDecodeError:
+            return super().feed(frame)
+        ops = obj.get("JsonPatch") if type(obj) is dict else None
+        if type(ops) is list and len(ops) == 1:
+            op = ops[0]
+            if type(op) is dict:
+                path = op.get("path")
+                value = op.get("value")
+                name = op.get("op")
+                if (
+                    (name == "add" or name == "replace")
+                    and type(path) is str
+                    and path.startswith(ENTRIES)
+                    and type(value) is dict
+                ):
+                    rest = path[_ENTRIES_LEN:]
+                    if rest.isdigit() and (index := int(rest)) <= self.emitted:
+                        out: list[Event] = []
+                        self.entry(index, value, name == "replace", out)
+                        if index == self.emitted:
+                            self.emitted = index + 1
+                        return out
+        return super().feed(frame)
 
     def apply(self, frame: Frame) -> list[Event]:
         out: list[Event] = []
@@ -179,7 +210,7 @@ _TOOL_LEVELS = {
 }
 
 
-def normalize_entry(index: int, value: dict[str, Any]) -> dict[str, Any] | None:
+def normalize_entry(index: int, value: dict[str, Any], revision: int = 0) -> dict[str, Any] | None:
     """A ``NORMALIZED_ENTRY`` as the documented ``{level, message, timestamp, source, metadata}``."""
     content = value.get("content")
     if value.get("type") != "NORMALIZED_ENTRY" or type(content) is not dict:
@@ -190,7 +221,7 @@ def normalize_entry(index: int, value: dict[str, Any]) -> dict[str, Any] | None:
     kind = entry_type.get("type")
     kind = kind if type(kind) is str else "unknown"
     level, source = _ENTRY_KINDS.get(kind, ("info", "executor"))
-    metadata: dict[str, Any] = {"entryType": kind, "index": index}
+    metadata: dict[str, Any] = {"entryType": kind, "index": index, "revision": revision}
     if kind == "tool_use":
         tool = entry_type.get("tool_name")
         if type(tool) is str:
@@ -241,7 +272,9 @@ class ForgeLogsDecoder(_EntriesDecoder):
         #: crc of the first version seen of each entry; later versions in ``more``
         self.crcs = array("I")
         self.more: dict[int, set[int]] = {}
-        #: revision of the last version printed, per entry
+        #: 1 for each entry printed; revisions past 0 in ``revisions`` (memory stays
+        #: a byte per entry for the common case, an entry printed once)
+        self.printed = bytearray()
         self.revisions: dict[int, int] = {}
         self.pending: tuple[int, dict[str, Any]] | None = None
         self.quiet_after = 0.25 if follow else None
@@ -272,13 +305,21 @@ class ForgeLogsDecoder(_EntriesDecoder):
             return
         index, value = self.pending
         self.pending = None
-        doc = normalize_entry(index, value)
+        printed = self.printed
+        if index < len(printed) and printed[index]:
+            revision = self.revisions.get(index, 0) + 1
+        else:
+            revision = 0
+        doc = normalize_entry(index, value, revision)
         if doc is None:
             self.diag.bad_frame("unexpected log entry", f"entry {index}: not a NORMALIZED_ENTRY")
             return
-        revision = self.revisions.get(index, -1) + 1
-        self.revisions[index] = revision
-        doc["metadata"]["revision"] = revision
+        if revision:
+            self.revisions[index] = revision
+        else:
+            if index >= len(printed):
+                printed.extend(bytes(index + 1 - len(printed)))
+            printed[index] = 1
         out.append(LogEntry(doc))
 
     def quiet(self) -> list[Event]:
