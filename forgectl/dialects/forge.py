@@ -213,15 +213,37 @@ _TOOL_LEVELS = {
 def normalize_entry(index: int, value: dict[str, Any], revision: int = 0) -> dict[str, Any] | None:
     """A ``NORMALIZED_ENTRY`` as the documented ``{level, message, timestamp, source, metadata}``."""
     content = value.get("content")
-    if value.get("type") != "NORMALIZED_ENTRY" or type(content) is not dict:
+    if type(content) is not dict or value.get("type") != "NORMALIZED_ENTRY":
         return None
     entry_type = content.get("entry_type")
-    if type(entry_type) is not dict:
-        entry_type = {}
-    kind = entry_type.get("type")
-    kind = kind if type(kind) is str else "unknown"
-    level, source = _ENTRY_KINDS.get(kind, ("info", "executor"))
+    kind = entry_type.get("type") if type(entry_type) is dict else None
+    if type(kind) is not str:
+        kind = "unknown"
+    level, source = _ENTRY_KINDS.get(kind, _DEFAULT_KIND)
     metadata: dict[str, Any] = {"entryType": kind, "index": index, "revision": revision}
+    if kind == "tool_use" or kind == "error_message":
+        level, source = _detail(kind, entry_type, metadata, level, source)  # type: ignore[arg-type]
+    extra = content.get("metadata")
+    if extra is not None:
+        metadata["details"] = extra
+    message = content.get("content")
+    timestamp = content.get("timestamp")
+    return {
+        "level": level,
+        "message": message if type(message) is str else "",
+        "timestamp": timestamp if type(timestamp) is str else None,
+        "source": source,
+        "metadata": metadata,
+    }
+
+
+_DEFAULT_KIND = ("info", "executor")
+
+
+def _detail(
+    kind: str, entry_type: dict[str, Any], metadata: dict[str, Any], level: str, source: str
+) -> tuple[str, str]:
+    """Tool calls and errors: their status, tool and error type in ``metadata``."""
     if kind == "tool_use":
         tool = entry_type.get("tool_name")
         if type(tool) is str:
@@ -235,22 +257,11 @@ def normalize_entry(index: int, value: dict[str, Any], revision: int = 0) -> dic
         action = entry_type.get("action_type")
         if type(action) is dict and type(action.get("action")) is str:
             metadata["action"] = action["action"]
-    elif kind == "error_message":
+    else:
         error_type = entry_type.get("error_type")
         if type(error_type) is dict and type(error_type.get("type")) is str:
             metadata["errorType"] = error_type["type"]
-    extra = content.get("metadata")
-    if extra is not None:
-        metadata["details"] = extra
-    message = content.get("content")
-    timestamp = content.get("timestamp")
-    return {
-        "level": level,
-        "message": message if type(message) is str else "",
-        "timestamp": timestamp if type(timestamp) is str else None,
-        "source": source,
-        "metadata": metadata,
-    }
+    return level, source
 
 
 class ForgeLogsDecoder(_EntriesDecoder):
