@@ -9,7 +9,6 @@ index for logs, by record state for processes, by content for diffs).
 from __future__ import annotations
 
 import time
-import zlib
 from array import array
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -264,6 +263,18 @@ def _detail(
     return level, source
 
 
+def _version_mark(doc: dict[str, Any]) -> int:
+    """Identifies one version of a normalized entry, within this process, by what
+    changes between versions: its text, level, source (tool) and status (hashing
+    them costs a fraction of serializing the server's entry)."""
+    meta = doc["metadata"]
+    details = meta.get("details")
+    mark = hash((doc["message"], doc["level"], doc["source"], meta.get("status")))
+    if details is None:
+        return mark
+    return hash((mark, orjson.dumps(details, option=orjson.OPT_SORT_KEYS)))
+
+
 class ForgeLogsDecoder(_EntriesDecoder):
     """Normalized entries, each printed once it stops changing, or again as a new revision.
 
@@ -280,53 +291,51 @@ class ForgeLogsDecoder(_EntriesDecoder):
 
     def __init__(self, diag: Diagnostics, follow: bool = True) -> None:
         super().__init__(diag)
-        #: crc of the first version seen of each entry; later versions in ``more``
-        self.crcs = array("I")
+        #: mark of the first version seen of each entry; later ones in ``more``
+        self.crcs = array("q")
         self.more: dict[int, set[int]] = {}
         #: 1 for each entry printed; revisions past 0 in ``revisions`` (memory stays
         #: a byte per entry for the common case, an entry printed once)
         self.printed = bytearray()
         self.revisions: dict[int, int] = {}
+        #: the newest entry, normalized, held until it stops changing
         self.pending: tuple[int, dict[str, Any]] | None = None
         self.quiet_after = 0.25 if follow else None
 
     def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
-        crc = zlib.crc32(orjson.dumps(value))
+        doc = normalize_entry(index, value)
+        if doc is None:
+            self.diag.bad_frame("unexpected log entry", f"entry {index}: not a NORMALIZED_ENTRY")
+            return
+        mark = _version_mark(doc)
         crcs = self.crcs
         if index < len(crcs):
-            if crcs[index] == crc:
+            if crcs[index] == mark:
                 return  # a version already seen: resent after a reconnect
             seen = self.more.get(index)
             if seen is None:
                 seen = self.more[index] = set()
-            elif crc in seen:
+            elif mark in seen:
                 return
-            seen.add(crc)
+            seen.add(mark)
         else:
             while len(crcs) < index:
                 crcs.append(0)
-            crcs.append(crc)
+            crcs.append(mark)
         pending = self.pending
         if pending is not None and pending[0] != index:
             self._print(out)
-        self.pending = (index, value)
+        self.pending = (index, doc)
 
     def _print(self, out: list[Event]) -> None:
         if self.pending is None:
             return
-        index, value = self.pending
+        index, doc = self.pending
         self.pending = None
         printed = self.printed
         if index < len(printed) and printed[index]:
-            revision = self.revisions.get(index, 0) + 1
-        else:
-            revision = 0
-        doc = normalize_entry(index, value, revision)
-        if doc is None:
-            self.diag.bad_frame("unexpected log entry", f"entry {index}: not a NORMALIZED_ENTRY")
-            return
-        if revision:
-            self.revisions[index] = revision
+            revision = self.revisions[index] = self.revisions.get(index, 0) + 1
+            doc["metadata"]["revision"] = revision
         else:
             if index >= len(printed):
                 printed.extend(bytes(index + 1 - len(printed)))
