@@ -23,7 +23,7 @@ import click
 
 from . import __version__
 from .config import CONFIG_FILE
-from .constants import ENV_KEYRING_TIMEOUT
+from .constants import ENV_KEYRING_TIMEOUT, ENV_TRANSPORT
 from .credentials import DEFAULT_KEYRING_TIMEOUT, INDEX_FILE, TOKENS_FILE
 from .errors import ExitCode
 from .settings import TOKEN_SOURCES
@@ -207,12 +207,18 @@ ENVIRONMENT: Fields = [
         "Seconds to wait for the OS keyring before treating it as unavailable "
         f"(default {DEFAULT_KEYRING_TIMEOUT:g}).",
     ),
+    (
+        ENV_TRANSPORT,
+        "Set to websockets to stream through the websockets library's asyncio client "
+        "instead of forgectl's own faster transport (which it already uses whenever "
+        "a proxy applies).",
+    ),
     ("NO_COLOR", "When set and not empty, pretty output has no colour (unless --color always)."),
     ("FORCE_COLOR", "When set, pretty output is coloured even when not on a terminal."),
     (
-        "HTTP_PROXY, HTTPS_PROXY, NO_PROXY",
+        "HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY",
         "Standard proxy settings (lower-case names too), honoured for the server's "
-        "http and https URLs.",
+        "URLs (HTTP and SOCKS proxies).",
     ),
 ]
 
