@@ -22,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from websockets.client import ClientProtocol
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
 from websockets.frames import Opcode
 from websockets.http11 import Response
@@ -34,7 +34,7 @@ from websockets.typing import BytesLike
 from websockets.uri import parse_uri
 
 from .constants import MAX_MESSAGE_SIZE
-from .stream import QUIET, Channel, Quiet, record_close
+from .stream import Channel, record_close
 from .transport import Endpoint, _user_agent, handshake_error
 
 #: Pause reading while this many bytes of complete messages await the consumer.
@@ -243,31 +243,6 @@ class SansIOChannel(Channel):
 
     def receiver(self) -> Callable[[], Awaitable[list[bytes]]]:
         return self.link.receive
-
-    async def frames(
-        self, quiet_after: float | None, first_wait: float | None = None
-    ) -> AsyncIterator[bytes | str | Quiet]:
-        receive = self.link.receive
-        try:
-            owed = first_wait is not None
-            wait = first_wait
-            while True:
-                if owed:
-                    try:
-                        async with asyncio.timeout(wait):
-                            batch = await receive()
-                    except TimeoutError:
-                        owed = False
-                        yield QUIET
-                        continue
-                else:
-                    batch = await receive()
-                owed = quiet_after is not None
-                wait = quiet_after
-                for frame in batch:
-                    yield frame
-        except ConnectionClosed as exc:
-            self.closed_by(exc)
 
     def closed_by(self, exc: BaseException) -> None:
         record_close(self, exc)

@@ -104,13 +104,38 @@ class Channel:
     close_code: int | None = None
     close_reason: str = ""
 
-    def frames(
+    async def frames(
         self, quiet_after: float | None, first_wait: float | None = None
     ) -> AsyncIterator[bytes | str | Quiet]:
         """Frames until a clean close; :data:`QUIET` after ``quiet_after`` s of
         silence following a frame (or ``first_wait`` s before the first one).
-        Raises :class:`StreamLost` when the link breaks."""
-        raise NotImplementedError
+        Raises :class:`StreamLost` when the link breaks.
+
+        Built on :meth:`receiver` (a channel without one overrides this)."""
+        receive = self.receiver()
+        assert receive is not None
+        try:
+            owed = first_wait is not None
+            wait = first_wait
+            while True:
+                if owed:
+                    try:
+                        async with asyncio.timeout(wait):
+                            batch = await receive()
+                    except TimeoutError:
+                        owed = False
+                        yield QUIET
+                        continue
+                else:
+                    batch = await receive()
+                owed = quiet_after is not None
+                wait = quiet_after
+                for frame in batch:
+                    yield frame
+        except StreamLost:
+            raise
+        except Exception as exc:
+            self.closed_by(exc)
 
     async def send(self, data: bytes) -> None:
         raise NotImplementedError
@@ -141,32 +166,6 @@ class Channel:
 class WebSocketChannel(Channel):
     def __init__(self, ws: Any) -> None:
         self.ws = ws
-
-    async def frames(
-        self, quiet_after: float | None, first_wait: float | None = None
-    ) -> AsyncIterator[bytes | str | Quiet]:
-        from websockets.exceptions import ConnectionClosed
-
-        recv = self.ws.recv
-        try:
-            owed = first_wait is not None
-            wait = first_wait
-            while True:
-                if owed:
-                    try:
-                        async with asyncio.timeout(wait):
-                            frame = await recv(False)
-                    except TimeoutError:
-                        owed = False
-                        yield QUIET
-                        continue
-                else:
-                    frame = await recv(False)
-                owed = quiet_after is not None
-                wait = quiet_after
-                yield frame
-        except ConnectionClosed as exc:
-            self.closed_by(exc)
 
     def receiver(self) -> Callable[[], Awaitable[list[bytes]]]:
         # websockets' asyncio API has no public way to take what it has buffered
