@@ -85,13 +85,14 @@ def raw_payload(i: int, size: int) -> bytes:
 
 
 def forge_json_payload(i: int, size: int) -> bytes:
-    # The same message text as the documented frame of this size.
+    # The same message text as the documented frame of this size, in the real
+    # server's shape (key order and null metadata as in tests/samples).
     empty = json_line("")
     text = message(i, size - len(empty))
     return (
         f'{{"JsonPatch":[{{"op":"add","path":"/entries/{i}","value":{{"type":"NORMALIZED_ENTRY",'
-        f'"content":{{"entry_type":{{"type":"assistant_message"}},"content":"{text}",'
-        f'"timestamp":"{TIMESTAMP}"}}}}}}]}}'
+        f'"content":{{"timestamp":"{TIMESTAMP}","entry_type":{{"type":"assistant_message"}},'
+        f'"content":"{text}","metadata":null}}}}}}]}}'
     ).encode()
 
 

@@ -74,6 +74,13 @@ class Diagnostics:
                 self.warning(f"{kind}: {count} frames skipped in all")
 
 
+def describe_frame(frame: bytes | str, exc: Exception) -> str:
+    """A frame that is not JSON, for a bad-frame report: its size, start and the error."""
+    head = frame[:40]
+    text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
+    return f"{len(frame)} bytes starting {text!r}: {exc}"
+
+
 def stderr_emitter(prog: str = "forgectl") -> Callable[[str, str], None]:
     def emit(level: str, line: str) -> None:
         prefix = "" if level == "note" else f"{level}: " if level == "warning" else "· "

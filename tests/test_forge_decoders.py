@@ -6,6 +6,7 @@ captures the project was given, so the tests run on any machine)."""
 from __future__ import annotations
 
 import json
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from forgectl.dialects.forge import (
     ForgeMonitorDecoder,
     ForgeRawAsLogsDecoder,
     ForgeRawDecoder,
+    _PatchDecoder,
     process_events,
 )
 from forgectl.dialects.patch import BadFrame, parse, unescape
@@ -288,6 +290,91 @@ def test_revision_policy_is_documented() -> None:
     readme = " ".join(README.read_text().split())
     assert "`metadata.revision` (0 first)" in readme
     assert "identical resend is skipped" in readme
+
+
+class GeneralPathLogsDecoder(ForgeLogsDecoder):
+    """The same decoder with its hot path switched off: every frame takes the general path."""
+
+    def feed(self, frame: bytes | str) -> list[Event]:
+        try:
+            obj = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return list(_PatchDecoder.feed(self, frame))
+        return list(self.feed_entry(obj))
+
+
+def mutated_frame(rng: random.Random, index: int) -> bytes:
+    """A frame for ``index``: mostly what the server sends, often something near it."""
+    kind = rng.choice(["assistant_message", "thinking", "tool_use", "error_message", "mystery", 7])
+    content: dict[str, Any] = {
+        "timestamp": rng.choice([None, "2026-11-26T08:07:02.069Z", 5]),
+        "entry_type": {"type": kind, "tool_name": "Bash", "status": {"status": "success"}},
+        "content": rng.choice(["hello", "hello", "world", "", None, 3]),
+        "metadata": rng.choice([None, None, {"b": 1, "a": [2]}]),
+    }
+    for key in ("timestamp", "metadata", "content", "entry_type"):
+        if rng.random() < 0.05:
+            del content[key]
+    value: Any = {"type": rng.choice(["NORMALIZED_ENTRY"] * 8 + ["STDOUT"]), "content": content}
+    value = rng.choice([value] * 20 + [[value], "text", None])
+    op: Any = {"op": rng.choice(["add"] * 5 + ["replace", "remove", "move"]), "path": ""}
+    op["path"] = rng.choice([f"/entries/{index}"] * 10 + [f"/entries/{index}/content", "/x"])
+    op["value"] = value
+    ops: Any = rng.choice([[op]] * 20 + [[op, op], [], op])
+    frame: Any = rng.choice([{"JsonPatch": ops}] * 30 + [ops, {"finished": True}, [1], "x"])
+    data = orjson.dumps(frame)
+    return data if rng.random() > 0.02 else data[:-1]  # sometimes not even JSON
+
+
+def test_the_hot_path_prints_what_the_general_path_prints() -> None:
+    """Random streams near the server's shape, with reconnects resending the history:
+    the decoder's output and reports equal those of the general path alone."""
+    rng = random.Random(20261126)
+    for _ in range(300):
+        said_fast, said_general = Said(), Said()
+        fast = ForgeLogsDecoder(said_fast.diag, follow=True)
+        general = GeneralPathLogsDecoder(said_general.diag, follow=True)
+        history: list[bytes] = []
+        out_fast: list[Any] = []
+        out_general: list[Any] = []
+        for _ in range(rng.randrange(1, 40)):
+            roll = rng.random()
+            if roll < 0.05:  # a reconnect: the server resends its history from the start
+                for decoder in (fast, general):
+                    decoder.connected()
+                resent = history[: rng.randrange(len(history) + 1)]
+                frames = resent
+            elif roll < 0.1:
+                out_fast += [e.to_dict() for e in fast.quiet()]
+                out_general += [e.to_dict() for e in general.quiet()]
+                continue
+            else:
+                index = max(0, fast.emitted + rng.choice([0, 0, 0, 0, -1, 1, 2]))
+                frames = [mutated_frame(rng, index)]
+                history += frames
+            for frame in frames:
+                out_fast += [e.to_dict() for e in fast.feed(frame)]
+                out_general += [e.to_dict() for e in general.feed(frame)]
+                assert (fast.emitted, fast.done) == (general.emitted, general.done)
+        out_fast += [e.to_dict() for e in fast.finish()]
+        out_general += [e.to_dict() for e in general.finish()]
+        assert out_fast == out_general
+        assert said_fast.lines == said_general.lines
+
+
+def test_the_hot_path_is_taken_for_the_servers_frames() -> None:
+    """The equality above would hold trivially if every frame took the general path."""
+    taken: list[bytes] = []
+
+    class Watched(ForgeLogsDecoder):
+        def feed_entry(self, obj: Any) -> list[Event]:
+            taken.append(orjson.dumps(obj))
+            return list(super().feed_entry(obj))
+
+    decoder = Watched(Said().diag, follow=False)
+    events = feed(decoder, [add(0, "a"), add(1, "b"), replace(1, "bc"), add(2, "c"), FINISHED])
+    assert revs(events) == [(0, 0, "a"), (1, 0, "bc"), (2, 0, "c")]
+    assert taken == [replace(1, "bc"), FINISHED]
 
 
 def test_not_a_normalized_entry_is_reported_once() -> None:

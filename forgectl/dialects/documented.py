@@ -13,6 +13,7 @@ from zlib import crc32
 import orjson
 from orjson import JSONDecodeError, loads
 
+from ..diagnostics import describe_frame
 from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
 from ..urls import segment
 from .base import Decoder, Dialect, Plan, Route, StreamRequest
@@ -48,7 +49,7 @@ class _DocumentedDecoder(Decoder):
         try:
             obj = loads(frame)
         except JSONDecodeError as exc:
-            self._bad("invalid JSON frame", _describe(frame, exc))
+            self._bad("invalid JSON frame", describe_frame(frame, exc))
             return ()
         if type(obj) is not dict:
             self._bad("unexpected message", f"a JSON {type(obj).__name__}, not an object")
@@ -182,13 +183,6 @@ class DocumentedRawDecoder(Decoder):
 def _keys(obj: dict[str, Any]) -> str:
     keys = ", ".join(list(obj)[:6]) or "no keys"
     return f"an object with {keys}"
-
-
-def _describe(frame: bytes | str, exc: Exception) -> str:
-    size = len(frame)
-    head = frame[:40]
-    head_text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
-    return f"{size} bytes starting {head_text!r}: {exc}"
 
 
 class DocumentedDialect(Dialect):

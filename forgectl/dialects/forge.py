@@ -21,7 +21,7 @@ from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
 from ..times import now_iso, parse_time
 from ..urls import segment
 from .base import Decoder, Dialect, Plan, Route, StreamRequest
-from .patch import BadFrame, Frame, ops_of, parse, split
+from .patch import BadFrame, Frame, load, ops_of, shape, split
 
 if TYPE_CHECKING:
     from ..diagnostics import Diagnostics
@@ -40,7 +40,16 @@ class _PatchDecoder(Decoder):
 
     def feed(self, frame: bytes | str) -> Iterable[Event]:
         try:
-            parsed = parse(frame)
+            obj = load(frame)
+        except BadFrame as bad:
+            self.diag.bad_frame(bad.kind, bad.detail)
+            return ()
+        return self.feed_object(obj)
+
+    def feed_object(self, obj: Any) -> Iterable[Event]:
+        """The general path, for a frame already parsed."""
+        try:
+            parsed = shape(obj)
             if parsed.finished:
                 self.done = True
                 return self.finish()
@@ -73,12 +82,15 @@ class _EntriesDecoder(_PatchDecoder):
         self.emitted = 0  # entries 0 .. emitted-1 have been emitted
 
     def feed(self, frame: bytes | str) -> Iterable[Event]:
-        # The hot path: one ``add``/``replace`` of a known or the next entry per
-        # frame, as the server sends logs. Anything else takes the general path.
         try:
             obj = loads(frame)
         except JSONDecodeError:
-            return super().feed(frame)
+            return super().feed(frame)  # reports it
+        return self.feed_entry(obj)
+
+    def feed_entry(self, obj: Any) -> Iterable[Event]:
+        # The hot path: one ``add``/``replace`` of a known or the next entry per
+        # frame, as the server sends logs. Anything else takes the general path.
         ops = obj.get("JsonPatch") if type(obj) is dict else None
         if type(ops) is list and len(ops) == 1:
             op = ops[0]
@@ -99,7 +111,7 @@ class _EntriesDecoder(_PatchDecoder):
                         if index == self.emitted:
                             self.emitted = index + 1
                         return out
-        return super().feed(frame)
+        return self.feed_object(obj)
 
     def apply(self, frame: Frame) -> list[Event]:
         out: list[Event] = []
@@ -237,6 +249,10 @@ def normalize_entry(index: int, value: dict[str, Any], revision: int = 0) -> dic
 
 
 _DEFAULT_KIND = ("info", "executor")
+#: The kinds whose level and source follow from the kind alone (no tool or error details).
+_PLAIN_KINDS = {
+    kind: where for kind, where in _ENTRY_KINDS.items() if kind not in ("tool_use", "error_message")
+}
 
 
 def _detail(
@@ -291,9 +307,12 @@ class ForgeLogsDecoder(_EntriesDecoder):
 
     def __init__(self, diag: Diagnostics, follow: bool = True) -> None:
         super().__init__(diag)
-        #: mark of the first version seen of each entry; later ones in ``more``
+        #: mark of the first version seen of each entry (0 for none: a gap or a
+        #: bad entry), so ``len(crcs) == emitted``; later versions' marks in ``more``
         self.crcs = array("q")
         self.more: dict[int, set[int]] = {}
+        #: ``/entries/<len(crcs)>``: where the next new entry goes
+        self.next_path = f"{ENTRIES}0"
         #: 1 for each entry printed; revisions past 0 in ``revisions`` (memory stays
         #: a byte per entry for the common case, an entry printed once)
         self.printed = bytearray()
@@ -302,36 +321,91 @@ class ForgeLogsDecoder(_EntriesDecoder):
         self.pending: tuple[int, dict[str, Any]] | None = None
         self.quiet_after = 0.25 if follow else None
 
+    def feed(self, frame: bytes | str) -> Iterable[Event]:
+        # The hot path: the next new entry, added whole, of a kind whose level and
+        # source follow from the kind alone (most of an agent's output, live or
+        # replayed). It is normalize_entry() and entry() inlined, and gives the same
+        # output; anything else, malformed frames included, takes the general path.
+        try:
+            obj = loads(frame)
+        except JSONDecodeError:
+            return _PatchDecoder.feed(self, frame)  # reports it
+        try:
+            (op,) = obj["JsonPatch"]
+            value = op["value"]
+            content = value["content"]
+            kind = content["entry_type"]["type"]
+            message = content["content"]
+            timestamp = content["timestamp"]
+            plain = (
+                _PLAIN_KINDS.get(kind)
+                if op["path"] == self.next_path
+                and op["op"] == "add"
+                and value["type"] == "NORMALIZED_ENTRY"
+                and content.get("metadata") is None
+                and type(message) is str
+                and (timestamp is None or type(timestamp) is str)
+                else None
+            )
+        except (LookupError, TypeError, ValueError):
+            plain = None
+        if plain is None:
+            return self.feed_entry(obj)
+        level, source = plain
+        crcs = self.crcs
+        index = len(crcs)
+        crcs.append(hash((message, level, source, None)))  # _version_mark(doc)
+        self.emitted = index + 1
+        self.next_path = f"{ENTRIES}{index + 1}"
+        pending = self.pending
+        self.pending = (
+            index,
+            {
+                "level": level,
+                "message": message,
+                "timestamp": timestamp,
+                "source": source,
+                "metadata": {"entryType": kind, "index": index, "revision": 0},
+            },
+        )
+        if pending is None:
+            return ()
+        printed = self.printed
+        if pending[0] == len(printed):  # the usual order: printed once, in turn
+            printed.append(1)
+            return (LogEntry(pending[1]),)
+        return (self._release(pending),)
+
     def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
         doc = normalize_entry(index, value)
+        crcs = self.crcs
+        if index >= len(crcs):  # a new entry
+            while len(crcs) < index:
+                crcs.append(0)
+            crcs.append(0 if doc is None else _version_mark(doc))
+            self.next_path = f"{ENTRIES}{index + 1}"
+        elif doc is not None and not self._new_version(index, _version_mark(doc)):
+            return  # a version already seen: resent after a reconnect
         if doc is None:
             self.diag.bad_frame("unexpected log entry", f"entry {index}: not a NORMALIZED_ENTRY")
             return
-        mark = _version_mark(doc)
-        crcs = self.crcs
-        if index < len(crcs):
-            if crcs[index] == mark:
-                return  # a version already seen: resent after a reconnect
-            seen = self.more.get(index)
-            if seen is None:
-                seen = self.more[index] = set()
-            elif mark in seen:
-                return
-            seen.add(mark)
-        else:
-            while len(crcs) < index:
-                crcs.append(0)
-            crcs.append(mark)
         pending = self.pending
         if pending is not None and pending[0] != index:
-            self._print(out)
+            out.append(self._release(pending))
         self.pending = (index, doc)
 
-    def _print(self, out: list[Event]) -> None:
-        if self.pending is None:
-            return
-        index, doc = self.pending
-        self.pending = None
+    def _new_version(self, index: int, mark: int) -> bool:
+        if self.crcs[index] == mark:
+            return False
+        seen = self.more.setdefault(index, set())
+        if mark in seen:
+            return False
+        seen.add(mark)
+        return True
+
+    def _release(self, held: tuple[int, dict[str, Any]]) -> LogEntry:
+        """A held entry, to print: revision 0 the first time, the next one after."""
+        index, doc = held
         printed = self.printed
         if index < len(printed) and printed[index]:
             revision = self.revisions[index] = self.revisions.get(index, 0) + 1
@@ -340,12 +414,14 @@ class ForgeLogsDecoder(_EntriesDecoder):
             if index >= len(printed):
                 printed.extend(bytes(index + 1 - len(printed)))
             printed[index] = 1
-        out.append(LogEntry(doc))
+        return LogEntry(doc)
 
     def quiet(self) -> list[Event]:
-        out: list[Event] = []
-        self._print(out)
-        return out
+        pending = self.pending
+        if pending is None:
+            return []
+        self.pending = None
+        return [self._release(pending)]
 
     def finish(self) -> list[Event]:
         return self.quiet()

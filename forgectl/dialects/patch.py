@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from ..diagnostics import describe_frame
+
 FINISHED = "finished"
 
 
@@ -36,14 +38,19 @@ class BadFrame(Exception):
 
 def parse(frame: bytes | str) -> Frame:
     """Parse ``{"JsonPatch":[...]}`` or ``{"finished":true}``; raise :class:`BadFrame`."""
+    return shape(load(frame))
+
+
+def load(frame: bytes | str) -> Any:
+    """The frame's JSON value; :class:`BadFrame` if it is not JSON."""
     try:
-        obj = orjson.loads(frame)
+        return orjson.loads(frame)
     except orjson.JSONDecodeError as exc:
-        head = frame[:40]
-        text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
-        raise BadFrame(
-            "invalid JSON frame", f"{len(frame)} bytes starting {text!r}: {exc}"
-        ) from None
+        raise BadFrame("invalid JSON frame", describe_frame(frame, exc)) from None
+
+
+def shape(obj: Any) -> Frame:
+    """A parsed frame's ops or ``finished`` marker; :class:`BadFrame` for anything else."""
     if type(obj) is dict:
         ops = obj.get("JsonPatch")
         if type(ops) is list:
