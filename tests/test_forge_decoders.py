@@ -21,7 +21,6 @@ from forgectl.dialects.forge import (
     ForgeMonitorDecoder,
     ForgeRawAsLogsDecoder,
     ForgeRawDecoder,
-    _PatchDecoder,
     process_events,
 )
 from forgectl.dialects.patch import BadFrame, parse, unescape
@@ -292,19 +291,13 @@ def test_revision_policy_is_documented() -> None:
     assert "identical resend is skipped" in readme
 
 
-class GeneralPathLogsDecoder(ForgeLogsDecoder):
-    """The same decoder with its hot path switched off: every frame takes the general path."""
-
-    def feed(self, frame: bytes | str) -> list[Event]:
-        try:
-            obj = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return list(_PatchDecoder.feed(self, frame))
-        return list(self.feed_entry(obj))
+def general_path_only(decoder: Any) -> Any:
+    """``decoder`` with its hot path switched off: every frame takes the general path."""
+    decoder.next_added = lambda value: None
+    return decoder
 
 
-def mutated_frame(rng: random.Random, index: int) -> bytes:
-    """A frame for ``index``: mostly what the server sends, often something near it."""
+def normalized_value(rng: random.Random) -> Any:
     kind = rng.choice(["assistant_message", "thinking", "tool_use", "error_message", "mystery", 7])
     content: dict[str, Any] = {
         "timestamp": rng.choice([None, "2026-11-26T08:07:02.069Z", 5]),
@@ -315,7 +308,21 @@ def mutated_frame(rng: random.Random, index: int) -> bytes:
     for key in ("timestamp", "metadata", "content", "entry_type"):
         if rng.random() < 0.05:
             del content[key]
-    value: Any = {"type": rng.choice(["NORMALIZED_ENTRY"] * 8 + ["STDOUT"]), "content": content}
+    return {"type": rng.choice(["NORMALIZED_ENTRY"] * 8 + ["STDOUT"]), "content": content}
+
+
+def raw_value(rng: random.Random) -> Any:
+    value = {
+        "type": rng.choice(["STDOUT", "STDOUT", "STDERR", "stdout", "NORMALIZED_ENTRY", 1]),
+        "content": rng.choice(["out\n", "out\n", "no newline", "", "é\n", None, 3]),
+    }
+    if rng.random() < 0.05:
+        del value[rng.choice(["type", "content"])]
+    return value
+
+
+def mutated_frame(rng: random.Random, index: int, value: Any) -> bytes:
+    """A frame for ``index``: mostly what the server sends, often something near it."""
     value = rng.choice([value] * 20 + [[value], "text", None])
     op: Any = {"op": rng.choice(["add"] * 5 + ["replace", "remove", "move"]), "path": ""}
     op["path"] = rng.choice([f"/entries/{index}"] * 10 + [f"/entries/{index}/content", "/x"])
@@ -326,14 +333,26 @@ def mutated_frame(rng: random.Random, index: int) -> bytes:
     return data if rng.random() > 0.02 else data[:-1]  # sometimes not even JSON
 
 
-def test_the_hot_path_prints_what_the_general_path_prints() -> None:
+def dicts(events: Any) -> list[Any]:
+    return [(e.raw, e.stream) if isinstance(e, RawChunk) else e.to_dict() for e in events]
+
+
+@pytest.mark.parametrize(
+    ("make", "value"),
+    [
+        (lambda diag: ForgeLogsDecoder(diag, follow=True), normalized_value),
+        (ForgeRawDecoder, raw_value),
+        (ForgeRawAsLogsDecoder, raw_value),
+    ],
+    ids=["normalized", "raw", "raw-as-logs"],
+)
+def test_the_hot_path_prints_what_the_general_path_prints(make: Any, value: Any) -> None:
     """Random streams near the server's shape, with reconnects resending the history:
     the decoder's output and reports equal those of the general path alone."""
     rng = random.Random(20261126)
     for _ in range(300):
         said_fast, said_general = Said(), Said()
-        fast = ForgeLogsDecoder(said_fast.diag, follow=True)
-        general = GeneralPathLogsDecoder(said_general.diag, follow=True)
+        fast, general = make(said_fast.diag), general_path_only(make(said_general.diag))
         history: list[bytes] = []
         out_fast: list[Any] = []
         out_general: list[Any] = []
@@ -342,22 +361,21 @@ def test_the_hot_path_prints_what_the_general_path_prints() -> None:
             if roll < 0.05:  # a reconnect: the server resends its history from the start
                 for decoder in (fast, general):
                     decoder.connected()
-                resent = history[: rng.randrange(len(history) + 1)]
-                frames = resent
+                frames = history[: rng.randrange(len(history) + 1)]
             elif roll < 0.1:
-                out_fast += [e.to_dict() for e in fast.quiet()]
-                out_general += [e.to_dict() for e in general.quiet()]
+                out_fast += dicts(fast.quiet())
+                out_general += dicts(general.quiet())
                 continue
             else:
                 index = max(0, fast.emitted + rng.choice([0, 0, 0, 0, -1, 1, 2]))
-                frames = [mutated_frame(rng, index)]
+                frames = [mutated_frame(rng, index, value(rng))]
                 history += frames
             for frame in frames:
-                out_fast += [e.to_dict() for e in fast.feed(frame)]
-                out_general += [e.to_dict() for e in general.feed(frame)]
+                out_fast += dicts(fast.feed(frame))
+                out_general += dicts(general.feed(frame))
                 assert (fast.emitted, fast.done) == (general.emitted, general.done)
-        out_fast += [e.to_dict() for e in fast.finish()]
-        out_general += [e.to_dict() for e in general.finish()]
+        out_fast += dicts(fast.finish())
+        out_general += dicts(general.finish())
         assert out_fast == out_general
         assert said_fast.lines == said_general.lines
 
@@ -375,6 +393,21 @@ def test_the_hot_path_is_taken_for_the_servers_frames() -> None:
     events = feed(decoder, [add(0, "a"), add(1, "b"), replace(1, "bc"), add(2, "c"), FINISHED])
     assert revs(events) == [(0, 0, "a"), (1, 0, "bc"), (2, 0, "c")]
     assert taken == [replace(1, "bc"), FINISHED]
+
+    class WatchedRaw(ForgeRawDecoder):
+        def feed_entry(self, obj: Any) -> list[Event]:
+            taken.append(orjson.dumps(obj))
+            return list(super().feed_entry(obj))
+
+    taken.clear()
+    out = patch({"op": "add", "path": "/entries/0", "value": {"type": "STDOUT", "content": "o"}})
+    err = patch({"op": "add", "path": "/entries/1", "value": {"type": "STDERR", "content": "e"}})
+    raw = feed(WatchedRaw(Said().diag), [out, err, out, FINISHED])
+    assert [(e.raw, e.stream) for e in raw if isinstance(e, RawChunk)] == [
+        (b"o", "stdout"),
+        (b"e", "stderr"),
+    ]
+    assert taken == [out, FINISHED]
 
 
 def test_not_a_normalized_entry_is_reported_once() -> None:

@@ -80,17 +80,41 @@ class _EntriesDecoder(_PatchDecoder):
     def __init__(self, diag: Diagnostics) -> None:
         super().__init__(diag)
         self.emitted = 0  # entries 0 .. emitted-1 have been emitted
+        self.next_path = f"{ENTRIES}0"  # and this is where the next one goes
+
+    def emitted_to(self, count: int) -> None:
+        self.emitted = count
+        self.next_path = f"{ENTRIES}{count}"
 
     def feed(self, frame: bytes | str) -> Iterable[Event]:
+        # The hot path: the next entry, added whole by a one-op frame, as the
+        # server sends logs, live or replayed. next_added() takes it if the entry
+        # has its usual shape; anything else (replacements, resends, malformed
+        # frames) takes the general path, parsed once.
         try:
             obj = loads(frame)
         except JSONDecodeError:
-            return super().feed(frame)  # reports it
+            return _PatchDecoder.feed(self, frame)  # reports it
+        try:
+            (op,) = obj["JsonPatch"]
+            value = op["value"]
+            hot = op["path"] == self.next_path and op["op"] == "add"
+        except (LookupError, TypeError, ValueError):
+            hot = False
+        if hot:
+            events = self.next_added(value)
+            if events is not None:
+                return events
         return self.feed_entry(obj)
 
+    def next_added(self, value: Any) -> tuple[Event, ...] | None:
+        """The events for the next entry, added whole, if it has the usual shape;
+        otherwise None, having changed nothing (the general path takes it)."""
+        return None
+
     def feed_entry(self, obj: Any) -> Iterable[Event]:
-        # The hot path: one ``add``/``replace`` of a known or the next entry per
-        # frame, as the server sends logs. Anything else takes the general path.
+        # One ``add``/``replace`` of a known or the next entry per frame. Anything
+        # else takes the general path.
         ops = obj.get("JsonPatch") if type(obj) is dict else None
         if type(ops) is list and len(ops) == 1:
             op = ops[0]
@@ -109,7 +133,7 @@ class _EntriesDecoder(_PatchDecoder):
                         out: list[Event] = []
                         self.entry(index, value, name == "replace", out)
                         if index == self.emitted:
-                            self.emitted = index + 1
+                            self.emitted_to(index + 1)
                         return out
         return self.feed_object(obj)
 
@@ -131,15 +155,30 @@ class _EntriesDecoder(_PatchDecoder):
                 )
             self.entry(index, value, op == "replace", out)
             if index >= self.emitted:
-                self.emitted = index + 1
+                self.emitted_to(index + 1)
         return out
 
     def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
         raise NotImplementedError
 
 
+#: The raw entry types, and the stream each names.
+_STREAMS = {"STDOUT": "stdout", "STDERR": "stderr"}
+
+
 class ForgeRawDecoder(_EntriesDecoder):
     """``{"type":"STDOUT"|"STDERR","content":...}`` → the bytes, verbatim."""
+
+    def next_added(self, value: Any) -> tuple[Event, ...] | None:
+        try:
+            content = value["content"]
+            stream = _STREAMS.get(value["type"]) if type(content) is str else None
+        except (LookupError, TypeError):
+            return None
+        if stream is None:
+            return None
+        self.emitted_to(self.emitted + 1)
+        return (RawChunk(content.encode(), stream),)
 
     def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
         if index < self.emitted:
@@ -159,6 +198,8 @@ class ForgeRawAsLogsDecoder(ForgeRawDecoder):
     def __init__(self, diag: Diagnostics) -> None:
         super().__init__(diag)
         self.partial: dict[str, str] = {}
+
+    next_added = _EntriesDecoder.next_added  # every entry is split into lines by entry()
 
     def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
         if index < self.emitted:
@@ -311,8 +352,6 @@ class ForgeLogsDecoder(_EntriesDecoder):
         #: bad entry), so ``len(crcs) == emitted``; later versions' marks in ``more``
         self.crcs = array("q")
         self.more: dict[int, set[int]] = {}
-        #: ``/entries/<len(crcs)>``: where the next new entry goes
-        self.next_path = f"{ENTRIES}0"
         #: 1 for each entry printed; revisions past 0 in ``revisions`` (memory stays
         #: a byte per entry for the common case, an entry printed once)
         self.printed = bytearray()
@@ -321,42 +360,31 @@ class ForgeLogsDecoder(_EntriesDecoder):
         self.pending: tuple[int, dict[str, Any]] | None = None
         self.quiet_after = 0.25 if follow else None
 
-    def feed(self, frame: bytes | str) -> Iterable[Event]:
-        # The hot path: the next new entry, added whole, of a kind whose level and
-        # source follow from the kind alone (most of an agent's output, live or
-        # replayed). It is normalize_entry() and entry() inlined, and gives the same
-        # output; anything else, malformed frames included, takes the general path.
+    def next_added(self, value: Any) -> tuple[Event, ...] | None:
+        # normalize_entry() and entry() inlined, for an entry of a kind whose level
+        # and source follow from the kind alone (most of an agent's output).
         try:
-            obj = loads(frame)
-        except JSONDecodeError:
-            return _PatchDecoder.feed(self, frame)  # reports it
-        try:
-            (op,) = obj["JsonPatch"]
-            value = op["value"]
             content = value["content"]
             kind = content["entry_type"]["type"]
             message = content["content"]
             timestamp = content["timestamp"]
             plain = (
                 _PLAIN_KINDS.get(kind)
-                if op["path"] == self.next_path
-                and op["op"] == "add"
-                and value["type"] == "NORMALIZED_ENTRY"
+                if value["type"] == "NORMALIZED_ENTRY"
                 and content.get("metadata") is None
                 and type(message) is str
                 and (timestamp is None or type(timestamp) is str)
                 else None
             )
-        except (LookupError, TypeError, ValueError):
-            plain = None
+        except (LookupError, TypeError):
+            return None
         if plain is None:
-            return self.feed_entry(obj)
+            return None
         level, source = plain
         crcs = self.crcs
-        index = len(crcs)
+        index = len(crcs)  # == self.emitted
         crcs.append(hash((message, level, source, None)))  # _version_mark(doc)
-        self.emitted = index + 1
-        self.next_path = f"{ENTRIES}{index + 1}"
+        self.emitted_to(index + 1)
         pending = self.pending
         self.pending = (
             index,
@@ -383,7 +411,6 @@ class ForgeLogsDecoder(_EntriesDecoder):
             while len(crcs) < index:
                 crcs.append(0)
             crcs.append(0 if doc is None else _version_mark(doc))
-            self.next_path = f"{ENTRIES}{index + 1}"
         elif doc is not None and not self._new_version(index, _version_mark(doc)):
             return  # a version already seen: resent after a reconnect
         if doc is None:
