@@ -15,7 +15,7 @@ Reconnects, heartbeats and exactly-once output behave as in the CLI; errors are
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Literal, overload
 
 from .constants import ENV_API, ENV_CACERT, ENV_PROFILE, ENV_SERVER, ENV_TOKEN
@@ -63,7 +63,7 @@ class ForgeClient:
         self.processes = Processes(self)
         self.attempts = Attempts(self)
 
-    async def _events(self, request: StreamRequest) -> AsyncIterator[object]:
+    async def _events(self, request: StreamRequest) -> AsyncGenerator[object, None]:
         stream = Stream(
             self._dialect, request, self.settings.endpoint(), self.options, self.diagnostics
         )
@@ -94,16 +94,16 @@ class Processes:
     @overload
     def stream_logs(
         self, process_id: str, format: Literal["normalized"] = ..., *, follow: bool = ...
-    ) -> AsyncIterator[LogEntry]: ...
+    ) -> AsyncGenerator[LogEntry, None]: ...
 
     @overload
     def stream_logs(
         self, process_id: str, format: Literal["raw"], *, follow: bool = ...
-    ) -> AsyncIterator[str]: ...
+    ) -> AsyncGenerator[str, None]: ...
 
     async def stream_logs(
         self, process_id: str, format: str = "normalized", *, follow: bool = True
-    ) -> AsyncIterator[LogEntry | str]:
+    ) -> AsyncGenerator[LogEntry | str, None]:
         """Log entries of a process (``format="raw"``: its output as text chunks).
 
         With ``follow`` (the default) the iterator ends when the process ends;
@@ -121,7 +121,7 @@ class Processes:
 
     async def monitor(
         self, attempt_id: str | None = None, *, history: bool = False
-    ) -> AsyncIterator[ProcessEvent]:
+    ) -> AsyncGenerator[ProcessEvent, None]:
         """Process lifecycle events, until the iterator is closed."""
         request = StreamRequest("monitor", attempt_id, follow=True, history=history)
         async for event in self._client._events(request):
@@ -137,7 +137,7 @@ class Attempts:
 
     async def stream_diff(
         self, attempt_id: str, *, follow: bool = True, stats_only: bool = False
-    ) -> AsyncIterator[DiffUpdate]:
+    ) -> AsyncGenerator[DiffUpdate, None]:
         """Diff updates of a task attempt (without ``follow``: the current diff only)."""
         request = StreamRequest("diff", attempt_id, follow=follow, stats_only=stats_only)
         async for event in self._client._events(request):

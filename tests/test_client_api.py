@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import orjson
@@ -140,6 +141,22 @@ async def test_stream_diff() -> None:
     assert (first.files_changed, first.insertions, first.deletions) == (3, 125, 8)
     assert first.attempt_id == ATTEMPT_ID
     assert first.diff.startswith("diff --git a/src/auth.ts")
+
+
+async def test_closing_one_stream_early_closes_its_socket_normally() -> None:
+    async with (
+        ReferenceServer(scenario=default_scenario()) as srv,
+        ForgeClient(server=srv.url) as forge,
+    ):
+        stream = forge.attempts.stream_diff(ATTEMPT_ID)
+        async with contextlib.aclosing(stream):
+            assert (await anext(stream)).to_dict() == SPEC_DIFF_UPDATE
+        await srv.wait_all_done()
+        (rec,) = srv.accepted
+        assert (rec.closed_by, rec.close_code) == ("client", 1000)
+        # The client goes on serving other streams.
+        again = [d async for d in forge.attempts.stream_diff(ATTEMPT_ID, follow=False)]
+        assert [d.to_dict() for d in again] == [SPEC_DIFF_UPDATE]
 
 
 async def test_context_manager_closes_the_socket_normally() -> None:
