@@ -31,7 +31,9 @@ class SansIOClient(asyncio.Protocol):
         self.done = done
         self.transport: asyncio.Transport | None = None
         self.write = sys.stdout.buffer.write
-        self.parts: list[bytes] = []  # a fragmented message being reassembled
+        self.parts: list[
+            bytes | bytearray | memoryview
+        ] = []  # a fragmented message being reassembled
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -91,7 +93,7 @@ async def main(url: str, raw: bool) -> int:
     done: asyncio.Future[int] = loop.create_future()
     parts = urlsplit(url)
     transport, _ = await loop.create_connection(
-        lambda: SansIOClient(url, raw, done), parts.hostname, parts.port or 80
+        lambda: SansIOClient(url, raw, done), parts.hostname or "127.0.0.1", parts.port or 80
     )
     try:
         status = await done

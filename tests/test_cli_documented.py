@@ -309,7 +309,8 @@ def test_monitor_script_json(srv: ThreadedReferenceServer) -> None:
 def test_exit_codes(
     srv: ThreadedReferenceServer, via: str, case: str, code: int, needle: str
 ) -> None:
-    url, token, api = srv.url, TOKEN, "documented"
+    url, api = srv.url, "documented"
+    token: str | None = TOKEN
     target = PROC_FINISHED
     if case == "unknown process":
         target = "proc_nope"

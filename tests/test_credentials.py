@@ -43,7 +43,7 @@ class Lines:
 def hanging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("FORGECTL_KEYRING_TIMEOUT", "0.2")
     HangingKeyring.release.clear()
-    keyring.set_keyring(HangingKeyring())
+    keyring.set_keyring(HangingKeyring())  # type: ignore[no-untyped-call]
     yield
     HangingKeyring.release.set()
 
@@ -66,7 +66,7 @@ def test_unindexed_server_is_not_looked_up(memory_keyring: MemoryKeyring) -> Non
 
 
 def test_fail_backend_is_no_keyring() -> None:
-    keyring.set_keyring(fail.Keyring())
+    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]
     with pytest.raises(KeyringUnavailable) as info:
         credentials.keyring_set(URL, TOKEN)
     message = str(info.value)

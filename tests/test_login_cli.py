@@ -147,7 +147,7 @@ def test_logout_twice(server: ThreadedReferenceServer, memory_keyring: MemoryKey
 
 
 def test_headless_login_names_the_ways_out() -> None:
-    keyring.set_keyring(fail.Keyring())
+    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]
     result = invoke(["login", "--with-token", "--server", "http://127.0.0.1:1"])
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
@@ -157,7 +157,7 @@ def test_headless_login_names_the_ways_out() -> None:
 
 
 def test_insecure_storage(server: ThreadedReferenceServer) -> None:
-    keyring.set_keyring(fail.Keyring())
+    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]
     result = invoke(["login", "--with-token", "--insecure-storage", "--server", server.url])
     assert result.exit_code == 0, result.stderr
     assert "plain text" in result.stderr
