@@ -157,6 +157,49 @@ def test_root_help_lists_the_exit_codes() -> None:
         assert f"{int(member)} " in text, member
 
 
+WIDTHS = (
+    "import shutil, sys\n"
+    "from forgectl.cli.main import terminal_columns\n"
+    "sys.stderr.write(f'{terminal_columns()} {shutil.get_terminal_size().columns}')\n"
+)
+
+
+@pytest.mark.parametrize("columns", [None, "60", "200", "0", "wide"])
+def test_help_width_is_shutils_without_importing_it(columns: str | None) -> None:
+    """The root help sizes itself as click would, on a terminal and under $COLUMNS."""
+    import fcntl
+    import struct
+    import termios
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = columns
+    leader, follower = os.openpty()
+    try:
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 133, 0, 0))
+        result = subprocess.run(
+            [sys.executable, "-c", WIDTHS], stdout=follower, stderr=subprocess.PIPE, env=env
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    ours, shutils = result.stderr.decode().split()
+    assert ours == shutils
+    assert ours == (columns if columns in ("60", "200") else "133")
+
+    check_imports = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('shutil' in sys.modules, file=sys.stderr))\n"
+        "from forgectl.cli.main import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check_imports, "--help"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0 and "Usage: " in done.stdout
+    assert done.stderr.strip() == "False"
+
+
 # -- shell completion ----------------------------------------------------------------
 
 

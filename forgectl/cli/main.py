@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -25,8 +26,40 @@ COMMANDS = {
 }
 
 
+class HelpFormatter(click.HelpFormatter):
+    """click's, sized to the terminal as shutil.get_terminal_size() would, without
+    importing shutil (and with it bz2, lzma and zlib): 2.5 ms of `forgectl --help`."""
+
+    def __init__(
+        self, indent_increment: int = 2, width: int | None = None, max_width: int | None = None
+    ) -> None:
+        if width is None and click.formatting.FORCED_WIDTH is None:
+            width = max(min(terminal_columns(), max_width or 80) - 2, 50)
+        super().__init__(indent_increment, width, max_width)
+
+
+def terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``: $COLUMNS, else stdout's terminal, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class ForgectlContext(click.Context):
+    formatter_class = HelpFormatter
+
+
 class ForgectlGroup(click.Group):
     """The root group: subcommands load on first use."""
+
+    context_class = ForgectlContext
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
