@@ -165,6 +165,8 @@ class Client:
     stdin_open: bool = False
     note: str = ""
     to_file: bool = False
+    #: wscat ends every message with a newline, a raw line's own included
+    lines_per_frame: int = 1
 
 
 @dataclass
@@ -172,6 +174,7 @@ class Row:
     name: str
     samples: list[Sample] = field(default_factory=list)
     missing: str = ""
+    lines_per_frame: int = 1
 
     @property
     def wall(self) -> float:
@@ -182,7 +185,8 @@ class Row:
         return statistics.median(s.rss_kb for s in self.samples)
 
     def ok(self, lines: int | None) -> bool:
-        return all(s.status == 0 and (lines is None or s.lines == lines) for s in self.samples)
+        want = None if lines is None else lines * self.lines_per_frame
+        return all(s.status == 0 and (want is None or s.lines == want) for s in self.samples)
 
 
 def measure(
@@ -194,7 +198,11 @@ def measure(
     reader_delay: float = 0.0,
     warmup: bool = True,
 ) -> list[Row]:
-    rows = [Row(c.name, missing="" if c.argv else (c.note or "not available")) for c in clients]
+    rows = [
+        Row(c.name, missing="" if c.argv else (c.note or "not available"), lines_per_frame=n)
+        for c in clients
+        for n in [c.lines_per_frame]
+    ]
     live = [(c, r) for c, r in zip(clients, rows, strict=True) if c.argv is not None]
     if warmup:  # page cache, server-side blob, first-import bytecode
         for c, _ in live:
@@ -318,11 +326,12 @@ def stream_clients(
             note=why[0],
         ),
         Client(
-            "wscat -c (verbatim, into a file*)",
+            f"wscat -c ({'verbatim+NL' if raw else 'verbatim'}, into a file*)",
             (lambda u: [wscat, "-c", u]) if wscat else None,
             stdin_open=True,
             note=why[1],
             to_file=True,
+            lines_per_frame=2 if raw else 1,
         ),
     ]
 
@@ -406,6 +415,8 @@ def main() -> int:
             if wscat:
                 print("   * wscat exits before node drains a pipe (it lost lines when piped),")
                 print("     so it writes to a temporary file instead.")
+                if raw:
+                    print("     It ends every message with a newline, so a raw line takes two.")
 
         if "startup" in sections:
             exe = str(Path(PY).with_name("forgectl"))
