@@ -61,6 +61,8 @@ class Diagnostics:
     def bad_frame(self, kind: str, detail: str) -> None:
         """Report a bad frame: the first of each kind at once, all in :meth:`summary`."""
         self.counts[kind] += 1
+        if len(detail) > 200:  # a line on a terminal, not the frame
+            detail = f"{detail[:160]}… ({len(detail)} characters)"
         if self.counts[kind] == 1:
             self._first[kind] = detail
             self.warning(f"{kind}: {detail} (skipped; later ones are counted)")
@@ -78,7 +80,8 @@ def describe_frame(frame: bytes | str, exc: Exception) -> str:
     """A frame that is not JSON, for a bad-frame report: its size, start and the error."""
     head = frame[:40]
     text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
-    return f"{len(frame)} bytes starting {text!r}: {exc}"
+    unit = "bytes" if isinstance(frame, bytes) else "characters"
+    return f"{len(frame)} {unit} starting {text!r}: {exc}"
 
 
 def stderr_emitter(prog: str = "forgectl") -> Callable[[str, str], None]:

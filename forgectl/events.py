@@ -22,6 +22,21 @@ PROCESS_EVENT_TYPES = (
 )
 
 
+def deep_json(obj: Any, *, sort_keys: bool = False) -> bytes:
+    """JSON for a value nested deeper than orjson writes (254 levels; it reads 1024),
+    as orjson would write it: compact, UTF-8, one line."""
+    import json
+    import sys
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 5000))
+    try:
+        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys)
+    finally:
+        sys.setrecursionlimit(limit)
+    return text.encode()
+
+
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)

@@ -119,6 +119,33 @@ def test_diff_skips_other_messages(srv: ThreadedReferenceServer) -> None:
     assert kinds == ["unexpected diff message", "invalid JSON frame"]
 
 
+def nested(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def test_objects_nested_past_orjsons_writing_limit_still_print(
+    srv: ThreadedReferenceServer,
+) -> None:
+    """orjson reads 1024 levels but writes only 254: such a message prints unchanged."""
+    deep_log = {"level": "info", "message": "deep", "metadata": nested(300)}
+    deep_diff = {**SPEC_DIFF_UPDATE, "diff": nested(300)}
+    srv.faults.append(Fault(path=NORMALIZED, inject=[(1, json.dumps(deep_log))]))
+    srv.faults.append(
+        Fault(path=f"/ws/task-attempts/{ATTEMPT_ID}/diff", inject=[(0, json.dumps(deep_diff))])
+    )
+    result = invoke(srv, "logs", PROC_FINISHED, "--json")
+    assert result.exit_code == 0, result.stderr
+    logs = srv.processes[PROC_FINISHED].logs
+    assert json_lines(result.stdout) == [logs[0], deep_log, *logs[1:]]
+    assert result.stderr == ""
+    result = invoke(srv, "diff", ATTEMPT_ID, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json_lines(result.stdout) == [deep_diff]
+
+
 def test_raw_passes_binary_and_broken_utf8_through_verbatim(
     srv: ThreadedReferenceServer,
 ) -> None:

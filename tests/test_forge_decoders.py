@@ -5,6 +5,7 @@ captures the project was given, so the tests run on any machine)."""
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import time
@@ -26,6 +27,7 @@ from forgectl.dialects.forge import (
 from forgectl.dialects.patch import BadFrame, parse, unescape
 from forgectl.errors import NotFoundError, ProtocolError
 from forgectl.events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
+from forgectl.output.jsonl import JsonLinesRenderer
 from forgectl.transport import status_error
 
 SAMPLES = Path(__file__).resolve().parent / "samples" / "forge-0.7.4"
@@ -59,7 +61,8 @@ def feed(decoder: Any, items: list[str] | list[bytes]) -> list[Event]:
 
 
 def patch(*ops: dict[str, Any]) -> bytes:
-    return orjson.dumps({"JsonPatch": list(ops)})
+    # The standard library writes the values nested deeper than orjson does.
+    return json.dumps({"JsonPatch": list(ops)}, separators=(",", ":")).encode()
 
 
 FINISHED = b'{"finished":true}'
@@ -303,7 +306,7 @@ def normalized_value(rng: random.Random) -> Any:
         "timestamp": rng.choice([None, "2026-11-26T08:07:02.069Z", 5]),
         "entry_type": {"type": kind, "tool_name": "Bash", "status": {"status": "success"}},
         "content": rng.choice(["hello", "hello", "world", "", None, 3]),
-        "metadata": rng.choice([None, None, {"b": 1, "a": [2]}]),
+        "metadata": rng.choice([None, None, {"b": 1, "a": [2]}, deep(300)]),
     }
     for key in ("timestamp", "metadata", "content", "entry_type"):
         if rng.random() < 0.05:
@@ -325,11 +328,14 @@ def mutated_frame(rng: random.Random, index: int, value: Any) -> bytes:
     """A frame for ``index``: mostly what the server sends, often something near it."""
     value = rng.choice([value] * 20 + [[value], "text", None])
     op: Any = {"op": rng.choice(["add"] * 5 + ["replace", "remove", "move"]), "path": ""}
-    op["path"] = rng.choice([f"/entries/{index}"] * 10 + [f"/entries/{index}/content", "/x"])
+    op["path"] = rng.choice(
+        [f"/entries/{index}"] * 20
+        + [f"/entries/{index}/content", "/x", "/entries/²", f"/entries/{index + 2_000_000}"]
+    )
     op["value"] = value
     ops: Any = rng.choice([[op]] * 20 + [[op, op], [], op])
     frame: Any = rng.choice([{"JsonPatch": ops}] * 30 + [ops, {"finished": True}, [1], "x"])
-    data = orjson.dumps(frame)
+    data = json.dumps(frame, separators=(",", ":")).encode()
     return data if rng.random() > 0.02 else data[:-1]  # sometimes not even JSON
 
 
@@ -416,6 +422,64 @@ def test_not_a_normalized_entry_is_reported_once() -> None:
     bad = patch({"op": "add", "path": "/entries/0", "value": {"type": "STDOUT", "content": "x"}})
     assert feed(decoder, [bad, FINISHED]) == []
     assert len(said.warnings()) == 1 and "NORMALIZED_ENTRY" in said.warnings()[0]
+    decoder.done = False
+    decoder.connected()  # the resent history repeats it: reported once is enough
+    assert feed(decoder, [bad, add(1, "ok"), FINISHED]) == [LogEntry(normalize(1, "ok"))]
+    assert len(said.warnings()) == 1
+
+
+def normalize(index: int, text: str) -> dict[str, Any]:
+    return {
+        "level": "info",
+        "message": text,
+        "timestamp": None,
+        "source": "assistant",
+        "metadata": {"entryType": "assistant_message", "index": index, "revision": 0},
+    }
+
+
+def deep(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "path",
+    [f"/entries/{1 + 10**12}", f"/entries/{2 + 10**6}", "/entries/²", "/entries/" + "9" * 4300],
+    ids=["far", "just-too-far", "superscript-digit", "4300-digits"],
+)
+@pytest.mark.parametrize("make", [ForgeLogsDecoder, ForgeRawDecoder], ids=["logs", "raw"])
+def test_an_index_no_server_sends_is_reported_and_costs_nothing(make: Any, path: str) -> None:
+    said = Said()
+    decoder = make(said.diag)
+    for value in (entry("far"), {"type": "STDOUT", "content": "far"}):
+        frame = patch({"op": "add", "path": path, "value": value})
+        assert feed(decoder, [frame, frame]) == []
+    assert sum(said.diag.counts.values()) == 4
+    assert all(len(line) < 300 for line in said.warnings())
+    assert decoder.emitted == 0 and decoder.next_path == "/entries/0"
+    assert len(getattr(decoder, "crcs", ())) == 0
+
+
+def test_entry_details_nested_past_orjsons_limit_still_print_once() -> None:
+    """orjson reads 1024 levels but writes 254: the version mark and the JSON line
+    fall back to the standard library."""
+    value = entry("deep")
+    value["content"]["metadata"] = deep(300)
+    frame = patch({"op": "add", "path": "/entries/0", "value": value})
+    decoder = ForgeLogsDecoder(Said().diag, follow=False)
+    (log,) = feed(decoder, [frame, FINISHED])
+    decoder.done = False
+    decoder.connected()
+    assert feed(decoder, [frame, FINISHED]) == []
+    out = io.BytesIO()
+    renderer = JsonLinesRenderer(out)
+    renderer.render(log)
+    renderer.flush()
+    assert json.loads(out.getvalue()) == log.to_dict()
+    assert out.getvalue().endswith(b"}}}}\n") and out.getvalue().count(b"\n") == 1
 
 
 # -- monitor ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import orjson
 from orjson import JSONDecodeError, loads
 
 from ..diagnostics import describe_frame
-from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
+from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk, deep_json
 from ..urls import segment
 from .base import Decoder, Dialect, Plan, Route, StreamRequest
 from .resend import CHECKPOINT_MASK, EXACT, ResendFilter
@@ -147,9 +147,16 @@ class DocumentedDiffDecoder(_DocumentedDecoder):
         if not self.follow:
             self.done = True
         obj = events[0].data
-        key = orjson.dumps(
-            [obj.get("diff"), obj.get("filesChanged"), obj.get("insertions"), obj.get("deletions")]
-        )
+        fields = [
+            obj.get("diff"),
+            obj.get("filesChanged"),
+            obj.get("insertions"),
+            obj.get("deletions"),
+        ]
+        try:
+            key = orjson.dumps(fields)
+        except TypeError:  # nested deeper than orjson writes
+            key = deep_json(fields)
         if key == self.last_diff:
             return ()
         self.last_diff = key

@@ -17,7 +17,7 @@ import orjson
 from orjson import JSONDecodeError, loads
 
 from ..errors import ConnectError, NotFoundError, ProtocolError, UsageError
-from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
+from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk, deep_json
 from ..times import now_iso, parse_time
 from ..urls import segment
 from .base import Decoder, Dialect, Plan, Route, StreamRequest
@@ -68,8 +68,14 @@ class _PatchDecoder(Decoder):
         self.diag.bad_frame("JSON Patch op on an unknown path", f"{op} {path}")
 
 
+#: An entry index further than this past the next one is not applied: the server
+#: numbers entries in order, and a gap costs memory for every index skipped.
+MAX_AHEAD = 1_000_000
+
+
 def _index(rest: str | None) -> int | None:
-    if rest is None or not rest.isdigit():
+    """An entry index in decimal ASCII digits (``"²"`` is a digit to str.isdigit)."""
+    if rest is None or len(rest) > 15 or not (rest.isascii() and rest.isdigit()):
         return None
     return int(rest)
 
@@ -128,8 +134,8 @@ class _EntriesDecoder(_PatchDecoder):
                     and path.startswith(ENTRIES)
                     and type(value) is dict
                 ):
-                    rest = path[_ENTRIES_LEN:]
-                    if rest.isdigit() and (index := int(rest)) <= self.emitted:
+                    index = _index(path[_ENTRIES_LEN:])
+                    if index is not None and index <= self.emitted:
                         out: list[Event] = []
                         self.entry(index, value, name == "replace", out)
                         if index == self.emitted:
@@ -148,6 +154,11 @@ class _EntriesDecoder(_PatchDecoder):
                 continue
             if type(value) is not dict:
                 self.diag.bad_frame("unexpected log entry", f"{path}: not an object")
+                continue
+            if index > self.emitted + MAX_AHEAD:
+                self.diag.bad_frame(
+                    "log entry far past the last one", f"{op} {path}: next is {self.emitted}"
+                )
                 continue
             if index > self.emitted:
                 self.diag.warning(
@@ -329,7 +340,15 @@ def _version_mark(doc: dict[str, Any]) -> int:
     mark = hash((doc["message"], doc["level"], doc["source"], meta.get("status")))
     if details is None:
         return mark
-    return hash((mark, orjson.dumps(details, option=orjson.OPT_SORT_KEYS)))
+    try:
+        text = orjson.dumps(details, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # nested deeper than orjson writes
+        text = deep_json(details, sort_keys=True)
+    return hash((mark, text))
+
+
+#: Version marks of entries that never arrived, and of entries that were not normalized.
+_GAP, _BAD = 0, 1
 
 
 class ForgeLogsDecoder(_EntriesDecoder):
@@ -348,8 +367,8 @@ class ForgeLogsDecoder(_EntriesDecoder):
 
     def __init__(self, diag: Diagnostics, follow: bool = True) -> None:
         super().__init__(diag)
-        #: mark of the first version seen of each entry (0 for none: a gap or a
-        #: bad entry), so ``len(crcs) == emitted``; later versions' marks in ``more``
+        #: mark of the first version seen of each entry (_GAP, _BAD for none), so
+        #: ``len(crcs) == emitted``; later versions' marks in ``more``
         self.crcs = array("q")
         self.more: dict[int, set[int]] = {}
         #: 1 for each entry printed; revisions past 0 in ``revisions`` (memory stays
@@ -382,7 +401,9 @@ class ForgeLogsDecoder(_EntriesDecoder):
             return None
         level, source = plain
         crcs = self.crcs
-        index = len(crcs)  # == self.emitted
+        index = self.emitted
+        if len(crcs) != index:
+            return None
         crcs.append(hash((message, level, source, None)))  # _version_mark(doc)
         self.emitted_to(index + 1)
         pending = self.pending
@@ -406,12 +427,16 @@ class ForgeLogsDecoder(_EntriesDecoder):
 
     def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
         doc = normalize_entry(index, value)
+        mark = _BAD if doc is None else _version_mark(doc)
         crcs = self.crcs
         if index >= len(crcs):  # a new entry
             while len(crcs) < index:
-                crcs.append(0)
-            crcs.append(0 if doc is None else _version_mark(doc))
-        elif doc is not None and not self._new_version(index, _version_mark(doc)):
+                crcs.append(_GAP)
+            crcs.append(mark)
+        elif doc is None:
+            if crcs[index] == _BAD:
+                return  # reported when it first came: this is a resend
+        elif not self._new_version(index, mark):
             return  # a version already seen: resent after a reconnect
         if doc is None:
             self.diag.bad_frame("unexpected log entry", f"entry {index}: not a NORMALIZED_ENTRY")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from ..events import Event
+from ..events import Event, deep_json
 from .base import Renderer
 
 _NL = orjson.OPT_APPEND_NEWLINE
@@ -13,4 +13,8 @@ _dumps = orjson.dumps
 
 class JsonLinesRenderer(Renderer):
     def render(self, event: Event) -> None:
-        self.write(_dumps(event.data, option=_NL))
+        try:
+            line = _dumps(event.data, option=_NL)
+        except TypeError:  # nested too deep for orjson: the server's object still prints
+            line = deep_json(event.data) + b"\n"
+        self.write(line)
