@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import random
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -82,20 +84,77 @@ class Quiet:
 QUIET = Quiet()
 
 
-#: Without --follow: at most this many frames per tick, two ticks running, is
-#: live output arriving, not history.
+#: At most this many frames per tick, two ticks running, is live output
+#: arriving, not history (ends the backlog without --follow, and for --tail).
 TRICKLE = 3
 
 
 class _LinkState:
     """Shared between a channel's frame loop and its watchdog."""
 
-    __slots__ = ("frames", "settled", "stale")
+    __slots__ = ("backlog_over", "frames", "live_from", "settled", "stale", "tick")
 
     def __init__(self) -> None:
         self.frames = 0
         self.stale = False
         self.settled = False
+        #: the watchdog's tick count: frames arriving meanwhile belong to this tick
+        self.tick = 0
+        #: the history has arrived and live output trickles in since tick ``live_from``
+        self.backlog_over = False
+        self.live_from = 0
+
+
+class _HistoryEnd:
+    """Where the history ends, for ``--follow --tail``, when live output trickles in.
+
+    The watchdog calls two ticks of at most TRICKLE frames a trickle: live output,
+    so the history ended before them. Live frames may also have come in the tick
+    of the burst's end, after it: the first pause of BURST_GAP before the trickle
+    marks where the burst really ended. So the last 3 x TRICKLE frames' events
+    are held back (for half a second at most) until the end of the history is known.
+    """
+
+    #: A pause this long between two frames ends a burst.
+    BURST_GAP = 0.05
+
+    def __init__(self, state: _LinkState) -> None:
+        self.state = state
+        #: (arrival time, watchdog tick, events) of the latest frames
+        self.held: deque[tuple[float, int, list[Event]]] = deque()
+        self.before = -math.inf  # arrival time of the last frame passed on
+
+    def frame(self, events: Iterable[Event], now: float) -> list[Event]:
+        """One frame's events; returns those of the frames that cannot be live."""
+        held = self.held
+        held.append((now, self.state.tick, list(events)))
+        out: list[Event] = []
+        while len(held) > 3 * TRICKLE:
+            self.before, _, old = held.popleft()
+            out.extend(old)
+        return out
+
+    def over(self) -> list[Event]:
+        """The trickle was called: the history, the marker, then what was live."""
+        frames = list(self.held)
+        self.held.clear()
+        live_from = self.state.live_from
+        cut = next((i for i, f in enumerate(frames) if f[1] >= live_from), len(frames))
+        previous = self.before
+        for i, (at, _, _) in enumerate(frames[:cut]):
+            if at - previous >= self.BURST_GAP and previous > -math.inf:
+                cut = i
+                break
+            previous = at
+        out = [event for _, _, events in frames[:cut] for event in events]
+        out.append(BACKLOG_END)
+        out.extend(event for _, _, events in frames[cut:] for event in events)
+        return out
+
+    def flush(self) -> list[Event]:
+        out = [event for _, _, events in self.held for event in events]
+        self.held.clear()
+        return out
 
 
 class Channel:
@@ -256,15 +315,20 @@ async def _watchdog(
     options: StreamOptions,
     settle: bool,
     diag: Diagnostics,
+    backlog: bool = False,
 ) -> None:
     """Heartbeats, dead-peer detection and (without --follow) the settle rule.
+
+    With ``backlog`` (a follow owing the end-of-history marker), a burst that has
+    slowed to a trickle sets ``state.backlog_over``: a process that writes more
+    often than the settle time never falls silent, yet its history is over.
 
     It polls a frame counter instead of arming a timer per frame, so the hot
     path pays one integer increment per frame.
     """
     loop = asyncio.get_running_loop()
     tick = min(options.stale_timeout / 4, options.ping_interval)
-    if settle:
+    if settle or backlog:
         tick = min(tick, options.settle / 2)
     tick = max(tick, 0.01)
     seen = -1
@@ -288,14 +352,19 @@ async def _watchdog(
             seen = state.frames
             changed = now
         idle = now - changed
+        recent = [recent[1], delta]
+        # A process writing faster than --settle never falls silent: once the
+        # burst has slowed to a trickle, the history is over too.
+        trickle = seen > 0 and max(recent) <= TRICKLE
+        if backlog and trickle:
+            state.live_from = state.tick - 1
+            state.backlog_over = True
+            backlog = False
+        state.tick += 1
         if settle:
             limit = options.settle if seen > 0 else options.first_frame_wait
-            recent = [recent[1], delta]
             # Without --follow, a silence long enough to call the peer dead also
             # ends the backlog: settle rather than reconnect to a silent server forever.
-            # A process writing faster than --settle never falls silent: once the
-            # burst has slowed to a trickle, the history is over too.
-            trickle = seen > 0 and max(recent) <= TRICKLE
             if idle >= min(limit, options.stale_timeout) or trickle:
                 state.settled = True
                 await channel.close()
@@ -474,10 +543,17 @@ class Stream:
                 quiet_after = min(quiet_after or self.options.settle, self.options.settle)
             watchdog = asyncio.create_task(
                 _watchdog(
-                    channel, decoder, state, self.options, settle and quiet_after is None, self.diag
+                    channel,
+                    decoder,
+                    state,
+                    self.options,
+                    settle and quiet_after is None,
+                    self.diag,
+                    backlog=backlog_owed and not settle,
                 )
             )
             lost: StreamLost | None = None
+            history: _HistoryEnd | None = None
             try:
                 recv = channel.receiver() if quiet_after is None else None
                 feed = decoder.feed
@@ -513,13 +589,15 @@ class Stream:
                         first_wait = self.options.first_frame_wait
                     else:  # only the backlog marker is owed
                         first_wait = self.options.settle
+                    history = _HistoryEnd(state) if backlog_owed and not settle else None
                     async for frame in channel.frames(quiet_after, first_wait):
                         if isinstance(frame, Quiet):
-                            events = list(decoder.settled() if settle else decoder.quiet())
-                            if backlog_owed and not settle:
+                            quiet = list(decoder.settled() if settle else decoder.quiet())
+                            if history is not None:
+                                quiet = [*history.flush(), *quiet, BACKLOG_END]
+                                history = None
                                 backlog_owed = False
-                                events.append(BACKLOG_END)
-                            for event in events:
+                            for event in quiet:
                                 if sink is None:
                                     yield event
                                 else:
@@ -530,7 +608,15 @@ class Stream:
                                 break
                             continue
                         state.frames += 1
-                        for event in feed(frame):
+                        if history is None:
+                            events = feed(frame)
+                        elif state.backlog_over:  # before this frame (it trickled in)
+                            events = [*history.over(), *feed(frame)]
+                            history = None
+                            backlog_owed = False
+                        else:
+                            events = history.frame(feed(frame), loop.time())
+                        for event in events:
                             if sink is None:
                                 yield event
                             else:
@@ -548,6 +634,12 @@ class Stream:
             finally:
                 watchdog.cancel()
                 self._channel = None
+            if history is not None:  # the stream ended or broke in its history
+                for event in history.flush():
+                    if sink is None:
+                        yield event
+                    else:
+                        sink(event)
             if decoder.done:
                 await channel.close()
                 return

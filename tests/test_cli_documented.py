@@ -44,6 +44,7 @@ pytestmark = pytest.mark.timeout(60)
 
 TOKEN = "tok-Zq81-distinctive-7f3e"
 PROC_HOLD = "proc_hold"
+PROC_BUSY = "proc_busy"
 EXE = str(Path(sys.executable).with_name("forgectl"))
 HTML = "<!doctype html><html><head><title>Forge</title></head><body>app</body></html>"
 
@@ -57,6 +58,17 @@ def scenario_with_hold() -> Any:
         id=PROC_HOLD,
         logs=[copy.deepcopy(SPEC_LOG)],
         finished=False,
+        hold_open=True,
+    )
+    # A process that logs more often than --settle: it never falls silent.
+    scenario.processes[PROC_BUSY] = Process(
+        id=PROC_BUSY,
+        logs=[{**SPEC_LOG, "message": f"history {i}"} for i in range(20)],
+        raw=[f"history {i}" for i in range(20)],
+        finished=False,
+        live_logs=[{**SPEC_LOG, "message": f"live {i}"} for i in range(100)],
+        live_raw=[f"live {i}" for i in range(100)],
+        live_interval=0.2,
         hold_open=True,
     )
     return scenario
@@ -200,6 +212,38 @@ def test_logs_without_follow_settles_on_a_running_process(
     srv.wait_all_done()
     assert srv.connections[0].closed_by == "client"
     assert srv.connections[0].close_code == 1000
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["normalized", "raw"])
+def test_follow_tail_on_a_process_that_never_falls_silent(
+    srv: ThreadedReferenceServer, raw: bool
+) -> None:
+    """`-f --tail 3`: the last 3 lines of the history, then live ones as they come,
+    though the process writes more often than --settle (the history trickles out)."""
+    args = ["--raw"] if raw else ["--json"]
+    child = subprocess.Popen(
+        [EXE, "--server", srv.url, "logs", PROC_BUSY, "-f", "--tail", "3", *args],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    got: list[str] = []
+    try:
+        assert child.stdout is not None
+        reader = threading.Thread(
+            target=lambda: got.extend(child.stdout.readline().strip() for _ in range(5)),  # type: ignore[union-attr]
+            daemon=True,
+        )
+        reader.start()
+        reader.join(10)
+        child.send_signal(signal.SIGINT)
+        child.communicate(timeout=5)
+    finally:
+        child.kill()
+    messages = got if raw else [json.loads(line)["message"] for line in got]
+    assert messages[:3] == ["history 17", "history 18", "history 19"]
+    assert messages[3:] == ["live 0", "live 1"]
 
 
 def test_logs_without_follow_silent_server_settles_empty(srv: ThreadedReferenceServer) -> None:
