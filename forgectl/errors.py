@@ -16,6 +16,7 @@ class ExitCode(enum.IntEnum):
     NOT_FOUND = 5  # unknown process or attempt (HTTP 404)
     PROTOCOL = 6  # the server answered, but not as either known dialect
     STATUS_UNKNOWN = 7  # --exit-status: the process ended, the server did not say how
+    OUTPUT = 8  # stdout cannot be written (disk full, I/O error, closed)
     PROCESS_FAILED = 125  # --exit-status: the process failed without an exit code
     PROCESS_STOPPED = 137  # --exit-status: the process was killed/stopped (no exit code)
     INTERRUPTED = 130  # Ctrl-C (SIGINT)
@@ -25,6 +26,7 @@ class ExitCode(enum.IntEnum):
 EXIT_CODE_HELP = (
     "0 success, 1 unexpected error, 2 usage error, 3 cannot connect, "
     "4 authentication required or rejected, 5 not found, 6 protocol error, "
+    "8 cannot write the output (disk full, I/O error), "
     "130 interrupted (Ctrl-C), 143 terminated (SIGTERM); with --exit-status: the "
     "process's own exit code, 137 if it was stopped, 125 if it failed without a code, "
     "7 if its status could not be learnt"
@@ -85,3 +87,9 @@ class ProtocolError(ForgeError):
 
 class ConfigError(UsageError):
     """A config file or profile that cannot be used."""
+
+
+class OutputError(ForgeError):
+    """stdout cannot be written (a closed pipe is not an error: it ends quietly)."""
+
+    exit_code = ExitCode.OUTPUT

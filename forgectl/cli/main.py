@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from .. import __version__
-from ..errors import EXIT_CODE_HELP, ExitCode
+from ..errors import EXIT_CODE_HELP, ExitCode, ForgeError
 from .app import Application, _stderr
 from .options import connection_options
 
@@ -126,6 +127,23 @@ def cli(ctx: click.Context, /, verbose: int, debug: bool, **connection: Any) -> 
     app.override(connection)
 
 
+#: A group run without a command (click 8.2 and later; 8.1 prints the help and exits 0).
+_NO_ARGS: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _output_failed(error: OSError) -> NoReturn:
+    """stdout failed under click's own writes: a gone reader ends quietly, a full
+    or failing stdout is exit 8; either way the interpreter's last flush is silenced."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    if isinstance(error, BrokenPipeError):
+        sys.exit(int(ExitCode.OK))
+    _stderr(f"forgectl: error: cannot write the output: {error.strerror or error}")
+    sys.exit(int(ExitCode.OUTPUT))
+
+
 def main(prog_name: str = "forgectl") -> None:
     """Run the CLI; every failure is one ``forgectl: error:`` line and an exit code."""
     try:
@@ -133,9 +151,20 @@ def main(prog_name: str = "forgectl") -> None:
     except click.exceptions.Exit as done:  # --help, --version
         sys.exit(done.exit_code)
     except click.UsageError as error:
-        where = error.ctx.command_path if error.ctx is not None else prog_name
-        _stderr(f"forgectl: error: {error.format_message()} (see `{where} --help`)")
+        ctx = error.ctx
+        where = ctx.command_path if ctx is not None else prog_name
+        message = error.format_message()
+        if isinstance(error, _NO_ARGS) and ctx is not None:  # click's message is all the help
+            command = ctx.command
+            names = command.list_commands(ctx) if isinstance(command, click.Group) else []
+            message = f"missing command: one of {', '.join(names)}"
+        _stderr(f"forgectl: error: {message} (see `{where} --help`)")
         sys.exit(int(ExitCode.USAGE))
+    except OSError as error:  # writing --help or --version
+        _output_failed(error)
+    except ForgeError as error:  # found while a command was being set up
+        _stderr(f"forgectl: error: {error}")
+        sys.exit(int(error.exit_code))
     except click.exceptions.Abort:
         _stderr("forgectl: interrupted")
         sys.exit(int(ExitCode.INTERRUPTED))

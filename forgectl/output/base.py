@@ -8,6 +8,7 @@ import os
 import sys
 from typing import BinaryIO
 
+from ..errors import OutputError
 from ..events import Event
 
 #: Lines are gathered in a buffer this large between writes to the pipe.
@@ -80,24 +81,31 @@ class Renderer:
     """
 
     def __init__(self, out: BinaryIO | None = None) -> None:
-        self.out = _buffered(out if out is not None else sys.stdout.buffer)
+        if out is None:
+            if sys.stdout is None:  # started with stdout closed (`>&-`)
+                raise OutputError("cannot write the output: stdout is closed")
+            out = sys.stdout.buffer
+        self.out = _buffered(out)
         self._write = self.out.write
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._gone = False  # an idle flush found stdout closed
+        #: what an idle flush ran into (stdout closed or failing), for the next write
+        self._gone: Exception | None = None
 
     def render(self, event: Event) -> None:
         raise NotImplementedError
 
     def write(self, data: bytes) -> None:
-        if self._gone:
-            raise OutputClosed
+        if self._gone is not None:
+            raise self._gone
         try:
             self._write(data)
         except BrokenPipeError:
             self._closed()
         except ValueError:  # closed file
             raise OutputClosed from None
+        except OSError as exc:
+            self._failed(exc)
         if not self._flush_scheduled:
             self._schedule()
 
@@ -118,8 +126,8 @@ class Renderer:
         # points at /dev/null, so a write alone would no longer notice.)
         try:
             self.flush()
-        except OutputClosed:
-            self._gone = True
+        except (OutputClosed, OutputError) as gone:
+            self._gone = gone
 
     def flush(self) -> None:
         try:
@@ -128,12 +136,25 @@ class Renderer:
             self._closed()
         except ValueError:
             raise OutputClosed from None
+        except OSError as exc:
+            self._failed(exc)
 
     def close(self) -> None:
-        """The stream ended: flush what is left."""
+        """The stream ended: flush what is left (or say why an idle flush could not)."""
+        if isinstance(self._gone, OutputError):
+            raise self._gone
         self.flush()
 
     def _closed(self) -> None:
+        self._silence()
+        raise OutputClosed from None
+
+    def _failed(self, exc: OSError) -> None:
+        """stdout is full or failing (not a reader gone): exit 8, one line."""
+        self._silence()
+        raise OutputError(f"cannot write the output: {exc.strerror or exc}") from None
+
+    def _silence(self) -> None:
         # Point stdout at /dev/null so the interpreter's own final flush is silent.
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -141,4 +162,3 @@ class Renderer:
             os.close(devnull)
         except (OSError, ValueError, AttributeError):
             pass
-        raise OutputClosed from None

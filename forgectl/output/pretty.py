@@ -97,6 +97,8 @@ class PrettyRenderer(Renderer):
             self.console.print(text)
         except BrokenPipeError:
             self._closed()
+        except OSError as exc:
+            self._failed(exc)
 
     def flush(self) -> None:
         try:
@@ -105,6 +107,8 @@ class PrettyRenderer(Renderer):
             self._closed()
         except ValueError:
             pass
+        except OSError as exc:
+            self._failed(exc)
 
     def render(self, event: Event) -> None:
         if isinstance(event, LogEntry):
@@ -251,6 +255,8 @@ class PrettyRenderer(Renderer):
             self.console.print(Text(text, style=style), end="")
         except BrokenPipeError:
             self._closed()
+        except OSError as exc:
+            self._failed(exc)
 
 
 def _progress(progress: Any) -> Text:
