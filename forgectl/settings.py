@@ -100,6 +100,8 @@ def resolve(
 
         settings.token, settings.token_source = stored_token(settings.server.url, diag.warning)
     diag.add_secret(settings.token)
+    if settings.token:
+        check_token(settings.token, settings.token_source)
     if settings.cacert:
         check_cacert(settings.cacert)
     for line in transport_warnings(settings.server, settings.token, settings.insecure):
@@ -109,6 +111,17 @@ def resolve(
             f"token for {settings.server.url}: from {TOKEN_SOURCES[settings.token_source or '']}"
         )
     return settings
+
+
+def check_token(token: str, source: str | None) -> None:
+    """Fail clearly on a token no Cookie header can carry (it is never shown)."""
+    for char in token:
+        if not ("!" <= char <= "~") or char in ';,"\\':
+            what = "a space" if char == " " else f"the character {char!a}"
+            if char in "\r\n":
+                what = "a line break (a stray newline from a file or variable?)"
+            where = TOKEN_SOURCES.get(source or "", "somewhere")
+            raise UsageError(f"the token (from {where}) contains {what}: it cannot be sent")
 
 
 def check_cacert(path: str) -> None:
