@@ -24,7 +24,10 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     match = _DURATION.match(value)
     now = now or datetime.now(UTC)
     if match:
-        return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+        try:
+            return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+        except OverflowError:  # before year 1
+            raise UsageError(f"invalid --since {text!r}: too far back") from None
     parsed = parse_time(value)
     if parsed is None:
         raise UsageError(

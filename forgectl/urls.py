@@ -77,12 +77,21 @@ def parse_server(text: str) -> Server:
     base = parts.path.rstrip("/")
     # A URL copied from the spec (".../ws") or a stream URL is still the server.
     base = re.sub(r"/(ws|api)(/.*)?$", "", base)
-    return Server(scheme, parts.hostname.lower(), port, base)
+    # Non-ASCII in the path is percent-encoded (as typed, under any locale).
+    base = quote(base.encode("utf-8", "surrogateescape"), safe="/%:@!$&'()*+,;=-._~")
+    host = parts.hostname.lower()
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise UsageError(f"invalid server URL {text!r}: not a valid host name") from None
+    return Server(scheme, host, port, base)
 
 
 def segment(value: str) -> str:
-    """Quote one path segment (an id typed by the user) for a URL."""
-    return quote(value, safe="")
+    """Quote one path segment (an id typed by the user) for a URL. Bytes that are
+    not UTF-8 (an argument under a non-UTF-8 locale) are quoted as they were typed."""
+    return quote(value.encode("utf-8", "surrogateescape"), safe="")
 
 
 _TOKEN_QUERY = re.compile(r"(token=)[^&\s#'\"]+")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -55,7 +56,7 @@ Examples:
 @click.option(
     "--tail",
     "-n",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=sys.maxsize),
     metavar="N",
     help="Of the history, print only the last N entries (then follow, with --follow).",
 )

@@ -21,7 +21,18 @@ from ..constants import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_POSITIVE = click.FloatRange(min=0, min_open=True)
+
+class Seconds(click.FloatRange):
+    """A duration in seconds: a number (``inf`` included), never NaN."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if seconds != seconds:  # NaN passes every range check
+            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+        return seconds
+
+
+_POSITIVE = Seconds(min=0, min_open=True)
 
 
 def _apply(func: F, options: list[Callable[[F], F]]) -> F:
@@ -30,11 +41,21 @@ def _apply(func: F, options: list[Callable[[F], F]]) -> F:
     return func
 
 
-CONNECTION_OPTIONS = ("server", "token", "api", "profile", "cacert", "insecure", "verbose")
+CONNECTION_OPTIONS = (
+    "server",
+    "token",
+    "api",
+    "profile",
+    "cacert",
+    "insecure",
+    "verbose",
+    "debug",
+)
 
 
 def connection_options(root: bool) -> Callable[[F], F]:
-    """--server, --token, --api, --profile, --cacert, --insecure.
+    """--server, --token, --api, --profile, --cacert, --insecure (and after the
+    subcommand, -v and --debug).
 
     They work before the subcommand (``forgectl --server URL logs ...``, where the
     environment variables are read) and after it (``forgectl logs ID --server URL``,
@@ -114,7 +135,13 @@ def connection_options(root: bool) -> Callable[[F], F]:
                             "-v",
                             count=True,
                             help="Trace connections and frames on stderr (-vv: more).",
-                        )
+                        ),
+                        click.option(
+                            "--debug",
+                            is_flag=True,
+                            default=None,
+                            help="Show a traceback on unexpected errors [env var: FORGECTL_DEBUG].",
+                        ),
                     ]
                 ),
             ],
@@ -194,7 +221,7 @@ def stream_options(func: F) -> F:
             ),
             click.option(
                 "--wait-start",
-                type=click.FloatRange(min=0),
+                type=Seconds(min=0),
                 metavar="SECONDS",
                 help="If the process or attempt does not exist yet (404), keep polling "
                 "for it this long (CI often starts following before the job exists).",
