@@ -383,6 +383,24 @@ async def _watchdog(
                 return
 
 
+def _traced(
+    feed: Callable[[bytes | str], Iterable[Event]], diag: Diagnostics
+) -> Callable[[bytes | str], Iterable[Event]]:
+    """``feed``, tracing each frame's size and start on stderr (``-vv``)."""
+
+    def traced(frame: bytes | str) -> Iterable[Event]:
+        head = frame[:100]
+        text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
+        more = "…" if len(frame) > len(head) else ""
+        diag.trace(
+            f"frame, {len(frame)} {'bytes' if isinstance(frame, bytes) else 'characters'}: {text!r}{more}",
+            2,
+        )
+        return feed(frame)
+
+    return traced
+
+
 async def _close_quickly(channel: Channel, timeout: float = 0.5) -> None:
     try:
         async with asyncio.timeout(timeout):
@@ -556,7 +574,9 @@ class Stream:
             history: _HistoryEnd | None = None
             try:
                 recv = channel.receiver() if quiet_after is None else None
-                feed = decoder.feed
+                feed: Callable[[bytes | str], Iterable[Event]] = decoder.feed
+                if self.diag.verbose >= 2:
+                    feed = _traced(feed, self.diag)
                 if recv is not None:
                     # The hot path: no timer, no generator between socket and
                     # decoder, one await per batch of frames.

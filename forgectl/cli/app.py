@@ -35,6 +35,8 @@ class Application:
         for key, value in values.items():
             if key == "verbose":
                 self.verbose = max(self.verbose, value or 0)
+            elif key == "debug":
+                self.debug = self.debug or bool(value)
             elif value is not None:
                 self.connection[key] = value
 
