@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
+from typing import ClassVar
 
 from .errors import UsageError
 from .events import LEVEL_RANK, LEVELS, Event, LogEntry, ProcessEvent, RawChunk
@@ -142,27 +143,74 @@ class RawLineFilter:
 
 @dataclass
 class ProcessFilter:
-    """``monitor --process``, ``--type`` and ``--executor``."""
+    """``monitor --process``, ``--type``, ``--attempt`` and ``--executor``.
+
+    Only ``process_started`` is documented to carry ``taskAttemptId`` and
+    ``executor``; the later events of a process (progress, completed, failed,
+    stopped, and types the spec does not know) carry only its ``processId``. So the
+    filter remembers, per process, the attempt and executor of the last event that
+    named them, and judges every event of that process by them: the event's own
+    fields when it has them, else what was learnt. Call it on every event, even
+    ones a caller will not print, so that it learns.
+
+    An event of a process whose attempt (or executor) no event has named, e.g. its
+    ``process_started`` was missed, is left out by ``--attempt`` (``--executor``):
+    which attempt it belongs to is unknown, and printing it would claim it. The documented dialect
+    gets the server-wide stream and filters attempts only here; the Forge dialect
+    asks the server for the attempt's processes, and its events always carry both.
+
+    :meth:`selects` is the choice of processes alone; ``--type`` only decides
+    which of their events are printed (``--until-idle`` and ``--exit-status`` must
+    see them all).
+    """
 
     processes: frozenset[str] = frozenset()
     types: frozenset[str] = frozenset()
     executors: frozenset[str] = frozenset()
     attempt: str | None = None
+    #: processId → (attempt, executor) as last named by its events. Oldest first,
+    #: bounded by :attr:`MEMORY` so a monitor left running does not grow forever.
+    _seen: dict[str, tuple[str | None, str | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    MEMORY: ClassVar[int] = 10_000
 
     def __call__(self, event: Event) -> bool:
         if not isinstance(event, ProcessEvent):
             return True
+        return self.selects(event) and not (self.types and event.type not in self.types)
+
+    def selects(self, event: ProcessEvent) -> bool:
+        """Whether ``event`` belongs to a process ``--process``, ``--attempt`` and
+        ``--executor`` choose (whatever its type); learns what it names."""
+        attempt, executor = self._learn(event)
         if self.processes and event.process_id not in self.processes:
             return False
-        if self.types and event.type not in self.types:
+        if self.attempt and attempt != self.attempt:
             return False
-        if self.attempt and event.task_attempt_id not in (None, self.attempt):
-            return False
-        if self.executors:
-            executor = event.executor
-            if executor is None or executor.lower() not in self.executors:
-                return False
-        return True
+        return not (self.executors and (executor is None or executor.lower() not in self.executors))
+
+    def _learn(self, event: ProcessEvent) -> tuple[str | None, str | None]:
+        pid = event.process_id
+        attempt, executor = event.task_attempt_id, event.executor
+        if pid is None:
+            return attempt, executor
+        known = self._seen.get(pid)
+        if known is not None:
+            if attempt is None and executor is None:
+                return known
+            attempt = attempt if attempt is not None else known[0]
+            executor = executor if executor is not None else known[1]
+            if (attempt, executor) == known:
+                return known
+        elif attempt is None and executor is None:
+            return None, None
+        seen = self._seen
+        if known is None and len(seen) >= self.MEMORY:
+            del seen[next(iter(seen))]
+        seen[pid] = (attempt, executor)
+        return attempt, executor
 
 
 class Tail:
