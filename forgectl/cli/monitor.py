@@ -115,7 +115,9 @@ def monitor(
     backlog_done = False
 
     def until(event: Event) -> int | None:
-        if not isinstance(event, ProcessEvent) or not keep(event):
+        # Every event of the chosen processes, printed or not: with --type
+        # process_started the end events are hidden, yet they end the process.
+        if not isinstance(event, ProcessEvent) or not keep.selects(event):
             return None
         pid = event.process_id or ""
         if event.type == "process_started":
