@@ -41,7 +41,7 @@ Examples:
     "types",
     multiple=True,
     metavar="TYPE",
-    help=f"Only events of this type (repeatable): {', '.join(PROCESS_EVENT_TYPES)}, or any other.",
+    help=f"Only print events of this type (repeatable): {', '.join(PROCESS_EVENT_TYPES)}, or any other.",
 )
 @click.option(
     "--executor",
@@ -58,7 +58,8 @@ Examples:
 @click.option(
     "--until-idle",
     is_flag=True,
-    help="Exit 0 once no process (of --attempt) is running.",
+    help="Exit 0 once no process (of --attempt, --executor, --process) is running; "
+    "end events hidden by --type still count.",
 )
 @click.option(
     "--exit-status",
