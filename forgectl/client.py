@@ -122,12 +122,14 @@ class Processes:
     async def monitor(
         self, attempt_id: str | None = None, *, history: bool = False
     ) -> AsyncGenerator[ProcessEvent, None]:
-        """Process lifecycle events, until the iterator is closed."""
+        """Process lifecycle events, until the iterator is closed (with ``attempt_id``:
+        the events of that attempt's processes, as ``monitor --attempt`` prints)."""
+        from .filters import ProcessFilter
+
         request = StreamRequest("monitor", attempt_id, follow=True, history=history)
+        keep = ProcessFilter(attempt=attempt_id)
         async for event in self._client._events(request):
-            if isinstance(event, ProcessEvent) and (
-                attempt_id is None or event.task_attempt_id in (None, attempt_id)
-            ):
+            if isinstance(event, ProcessEvent) and keep(event):
                 yield event
 
 

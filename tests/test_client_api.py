@@ -114,7 +114,9 @@ async def test_monitor_filters_by_attempt() -> None:
         ForgeClient(server=srv.url) as forge,
     ):
         other = {**SPEC_PROCESS_STARTED, "processId": "p2", "taskAttemptId": "other"}
-        srv.events.insert(1, other)
+        # Later events name only the process: they are the other attempt's too.
+        other_done = {"type": "process_completed", "processId": "p2", "exitCode": 0}
+        srv.events[1:1] = [other, other_done]
         got: list[ProcessEvent] = []
         async for event in forge.processes.monitor("attempt_xyz789"):
             got.append(event)

@@ -19,11 +19,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reference_server import ATTEMPT_ID, PROC_FINISHED, ThreadedReferenceServer, default_scenario
+from reference_server import (
+    ATTEMPT_ID,
+    PROC_FINISHED,
+    SPEC_PROCESS_STARTED,
+    ThreadedReferenceServer,
+    default_scenario,
+)
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 FORGECTL = Path(sys.executable).with_name("forgectl")
 IDS = {"3f2a…": PROC_FINISHED, "8c1e…": ATTEMPT_ID}
+#: The scenario's diffs are attempt_abc123's; its process events, another attempt's.
+MONITOR_IDS = {**IDS, "8c1e…": str(SPEC_PROCESS_STARTED["taskAttemptId"])}
 #: Examples that need what a loopback test cannot have, and why.
 NOT_HERE = {
     "# hidden prompt": "a terminal to type the token at",
@@ -73,7 +81,7 @@ def test_readme_example(
             pytest.fail("jq is not installed (tests/run.sh installs it)")
         pytest.skip("jq is not installed")
     command = example
-    for placeholder, real in IDS.items():
+    for placeholder, real in (MONITOR_IDS if "monitor" in example else IDS).items():
         command = command.replace(placeholder, real)
     command = command.replace(SERVER, server.url)
     env = {
