@@ -41,6 +41,8 @@ def parse_levels(values: Iterable[str]) -> tuple[int | None, frozenset[str] | No
     """``--level warn`` is a minimum; ``--level warn,success`` (or repeated) is a set."""
     names: list[str] = []
     for value in values:
+        if not value.strip(" ,"):
+            raise UsageError(f"--level {value!r} names no level: choose from {', '.join(LEVELS)}")
         names.extend(part.strip().lower() for part in value.split(",") if part.strip())
     for name in names:
         if name not in LEVELS:

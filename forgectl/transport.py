@@ -105,7 +105,11 @@ def connect_error(url: str, exc: BaseException) -> ConnectError:
 def status_error(url: str, status: int, content_type: str, body: bytes, what: str) -> ForgeError:
     """The error for an HTTP answer where a WebSocket (or JSON) was expected."""
     if status in (401, 403):
-        verb = "rejected the token" if status == 403 else "requires a token"
+        verb = (
+            "rejected the token"
+            if status == 403
+            else "requires a valid token (none was given, or it was refused)"
+        )
         return AuthError(
             f"{url}: HTTP {status}: the server {verb}; run `forgectl login` or set FORGE_TOKEN"
         )

@@ -5,6 +5,7 @@ exit status, never a traceback."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -135,3 +136,33 @@ def test_debug_and_verbose_after_the_subcommand(srv: ThreadedReferenceServer) ->
     assert code == 0
     frames = [line for line in err.splitlines() if line.startswith("forgectl: · frame, ")]
     assert len(frames) == len(srv.processes[PROC_FINISHED].logs)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["logs", ""], "an id cannot be empty"),
+        (["diff", " "], "an id cannot be empty"),
+        (["monitor", "--process", ""], "an id cannot be empty"),
+        (["logs", "p", "--level", ""], "names no level"),
+        (["diff", "a", "--stat", "--name-only"], "choose one"),
+    ],
+)
+def test_empty_or_conflicting_choices_are_usage_errors(args: list[str], says: str) -> None:
+    code, err = run("-s", UNREACHABLE, *args)
+    assert code == ExitCode.USAGE
+    assert says in one_error_line(err)
+
+
+def test_timestamps_prefix_pretty_log_lines(srv: ThreadedReferenceServer) -> None:
+    done = subprocess.run(
+        [EXE, "-s", srv.url, "logs", PROC_FINISHED, "--pretty", "-t", "--color", "never"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == len(srv.processes[PROC_FINISHED].logs)
+    assert all(re.match(r"\d\d:\d\d:\d\d\.\d{3} \S", line) for line in lines), lines

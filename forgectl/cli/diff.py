@@ -8,7 +8,13 @@ import click
 
 from .app import Application, pass_app
 from .complete import complete_attempt_id
-from .options import CONNECTION_OPTIONS, connection_options, output_options, stream_options
+from .options import (
+    CONNECTION_OPTIONS,
+    connection_options,
+    nonempty_id,
+    output_options,
+    stream_options,
+)
 
 
 @click.command(
@@ -19,7 +25,12 @@ Examples:
   forgectl diff 8c1e... --json | jq -r .diff | git apply --stat
   forgectl diff 8c1e... --follow --stat""",
 )
-@click.argument("attempt_id", metavar="ATTEMPT_ID", shell_complete=complete_attempt_id)
+@click.argument(
+    "attempt_id",
+    metavar="ATTEMPT_ID",
+    shell_complete=complete_attempt_id,
+    callback=nonempty_id,
+)
 @click.option("--follow", "-f", is_flag=True, help="Print every update, not just the current diff.")
 @click.option(
     "--stat",
@@ -55,6 +66,8 @@ def diff(
     from .streaming import open_stream
 
     app.override({k: kwargs.pop(k) for k in list(kwargs) if k in CONNECTION_OPTIONS})
+    if stat and name_only:
+        raise click.UsageError("--stat and --name-only show different things: choose one")
     request = StreamRequest("diff", attempt_id, follow=follow, stats_only=stat)
     options = app.stream_options(kwargs)
     renderer = app.renderer(app.output_mode(output), color, stat_only=stat, name_only=name_only)

@@ -9,7 +9,13 @@ import click
 
 from .app import Application, pass_app
 from .complete import complete_process_id
-from .options import CONNECTION_OPTIONS, connection_options, output_options, stream_options
+from .options import (
+    CONNECTION_OPTIONS,
+    connection_options,
+    nonempty_id,
+    output_options,
+    stream_options,
+)
 
 
 @click.command(
@@ -21,7 +27,12 @@ Examples:
   forgectl logs 3f2a... --raw > build.log
   forgectl logs 3f2a... --follow --exit-status --wait-start 60   # CI: wait, then exit as the job did""",
 )
-@click.argument("process_id", metavar="PROCESS_ID", shell_complete=complete_process_id)
+@click.argument(
+    "process_id",
+    metavar="PROCESS_ID",
+    shell_complete=complete_process_id,
+    callback=nonempty_id,
+)
 @click.option(
     "--raw", is_flag=True, help="The raw output, byte for byte, instead of normalized entries."
 )

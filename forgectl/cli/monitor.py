@@ -9,7 +9,13 @@ import click
 from ..events import PROCESS_EVENT_TYPES
 from .app import Application, pass_app
 from .complete import complete_attempt_id, complete_process_id
-from .options import CONNECTION_OPTIONS, connection_options, output_options, stream_options
+from .options import (
+    CONNECTION_OPTIONS,
+    connection_options,
+    nonempty_id,
+    output_options,
+    stream_options,
+)
 
 
 @click.command(
@@ -26,6 +32,7 @@ Examples:
     "-a",
     metavar="ATTEMPT_ID",
     shell_complete=complete_attempt_id,
+    callback=nonempty_id,
     help="Only processes of this task attempt.",
 )
 @click.option(
@@ -33,6 +40,7 @@ Examples:
     "processes",
     multiple=True,
     shell_complete=complete_process_id,
+    callback=nonempty_id,
     metavar="PROCESS_ID",
     help="Only this process (repeatable); its past events are reported too.",
 )

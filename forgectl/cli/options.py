@@ -35,6 +35,14 @@ class Seconds(click.FloatRange):
 _POSITIVE = Seconds(min=0, min_open=True)
 
 
+def nonempty_id(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """An id argument or option (repeatable too) that is not blank."""
+    for one in value if isinstance(value, tuple) else (value,):
+        if one is not None and not one.strip():
+            raise click.BadParameter("an id cannot be empty", ctx=ctx, param=param)
+    return value
+
+
 def _apply(func: F, options: list[Callable[[F], F]]) -> F:
     for option in reversed(options):
         func = option(func)

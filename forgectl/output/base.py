@@ -42,10 +42,14 @@ class LineStamper:
         self.fmt = fmt
         self.at_line_start = True
 
-    def stamp(self, text: str) -> str:
+    def prefix(self) -> str:
+        """The local time now, as each stamped line starts."""
         from datetime import datetime
 
-        prefix = datetime.now().strftime(self.fmt)[:-3] + " "
+        return datetime.now().strftime(self.fmt)[:-3] + " "
+
+    def stamp(self, text: str) -> str:
+        prefix = self.prefix()
         out: list[str] = []
         lines = text.split("\n")
         for i, line in enumerate(lines):

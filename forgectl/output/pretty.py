@@ -126,6 +126,8 @@ class PrettyRenderer(Renderer):
         level = entry.level
         style = LEVEL_STYLES.get(level, "default")
         line = Text()
+        if self.timestamps:  # when it arrived, before when the server says it happened
+            line.append(self.stamper.prefix(), style="dim")
         line.append(_clock(entry.timestamp), style="dim")
         line.append(" ")
         line.append(f"{level.upper():<7}", style=style)
