@@ -13,13 +13,18 @@ if TYPE_CHECKING:
     import httpx
 
 
-def client(endpoint: Endpoint, timeout: float | None = None) -> httpx.AsyncClient:
+def client(
+    endpoint: Endpoint, timeout: float | None = None, *, stream: bool = False
+) -> httpx.AsyncClient:
+    """An HTTP client for ``endpoint``; a ``stream`` one never times out a read
+    (the stream's watchdog tells a dead peer from a quiet one)."""
     import httpx
 
     ctx = endpoint.ssl_context()
+    limit = timeout or endpoint.open_timeout
     return httpx.AsyncClient(
         headers={"Cookie": f"token={endpoint.token}"} if endpoint.token else {},
-        timeout=httpx.Timeout(timeout or endpoint.open_timeout),
+        timeout=httpx.Timeout(limit, read=None) if stream else httpx.Timeout(limit),
         verify=ctx if ctx is not None else True,
         trust_env=True,
     )

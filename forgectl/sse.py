@@ -17,6 +17,8 @@ from .stream import QUIET, Channel, Quiet
 from .transport import Endpoint, connect_error, status_error
 
 _END = object()
+#: Put by abort(): the frame loop ends, as a WebSocket channel's does when aborted.
+_ABORTED = object()
 
 
 class SSEChannel(Channel):
@@ -53,10 +55,10 @@ class SSEChannel(Channel):
                 owed = False
                 yield QUIET
                 continue
-            if item is _END:
+            if item is _END or item is _ABORTED:
                 return
             if isinstance(item, Exception):
-                raise StreamLost(f"event stream broke: {item or type(item).__name__}")
+                raise StreamLost(f"event stream broke: {str(item) or type(item).__name__}")
             owed = quiet_after is not None
             wait = quiet_after
             yield item
@@ -74,7 +76,15 @@ class SSEChannel(Channel):
             await self.http.aclose()
 
     def abort(self) -> None:
+        """The watchdog gave up on the peer: stop reading and end the frame loop
+        (the driver then reconnects; the server replays what was missed)."""
         self.reader.cancel()
+        while True:
+            try:
+                self.queue.put_nowait(_ABORTED)
+                return
+            except asyncio.QueueFull:
+                self.queue.get_nowait()  # replayed after the reconnect anyway
 
 
 async def open_sse(
@@ -82,7 +92,7 @@ async def open_sse(
 ) -> SSEChannel:
     import httpx
 
-    http = rest.client(endpoint, timeout=None)
+    http = rest.client(endpoint, stream=True)
     url = endpoint.server.http_url(path, endpoint.query(query))
     shown = endpoint.server.http_url(path, query)
     try:

@@ -41,6 +41,7 @@ from forge_testing import BINARY, real_server, require_real_server
 
 from forgectl import ForgeClient
 from forgectl.cli.main import cli
+from forgectl.errors import ExitCode
 from forgectl.events import DiffUpdate, LogEntry, ProcessEvent
 from forgectl.stream import StreamOptions
 
@@ -213,6 +214,27 @@ def test_normalized_logs_of_a_script_fall_back_to_raw(server: ForgeServer, sc: S
     assert {e["metadata"]["entryType"] for e in entries} == {"STDOUT", "STDERR"}
 
 
+def test_logs_follow_a_running_dev_server_live(server: ForgeServer, sc: Scenario) -> None:
+    """A running script's normalized stream sends nothing at all: `logs -f` shows its
+    output live (as entries, one per line), and --exit-status its end."""
+    before = {p["id"] for p in server.list_processes(sc.attempt_id)}
+    server.start_dev_server(sc.attempt_id)
+    dev = server.wait_for_process(sc.attempt_id, "devserver", {"running"}, exclude_ids=before)
+    live = Live(server, "logs", dev["id"], "-f", "--exit-status")
+    try:
+        ticks = live.until(lambda e: e["message"] == "tick 3")
+        assert [e["message"] for e in ticks][-4:] == ["tick 0", "tick 1", "tick 2", "tick 3"]
+        assert all(set(e) == LOG_KEYS and e["source"] == "stdout" for e in ticks)
+        indexes = [e["metadata"]["index"] for e in ticks]
+        assert indexes == list(range(len(ticks)))  # one per line, for group_by recipes
+        server.stop_process(dev["id"])
+        _, live.stderr = live.proc.communicate(timeout=15)
+        assert live.proc.returncode == ExitCode.PROCESS_STOPPED, live.stderr
+        assert "has no normalized log stream" in live.stderr
+    finally:
+        live.kill()
+
+
 def test_normalized_logs_of_the_coding_agent(server: ForgeServer, agent: Scenario) -> None:
     assert agent.coding_agent_process_id is not None
     proc = run(server, "logs", agent.coding_agent_process_id)
@@ -357,6 +379,38 @@ def test_monitor_unknown_and_malformed_attempt(server: ForgeServer) -> None:
     bad = run(server, "monitor", "--attempt", "not-an-id")
     assert bad.returncode == 2, bad.stderr
     assert "not-an-id" in bad.stderr
+
+
+def test_event_stream_idle_longer_than_open_timeout_is_not_a_lost_link(
+    server: ForgeServer,
+) -> None:
+    """The server-wide event stream is quiet between changes (keep-alives every
+    15 s): the handshake timeout must not time out its reads."""
+    live = Live(server, "monitor", "-v", "--open-timeout", "1")
+    try:
+        time.sleep(3.5)
+        assert live.interrupt() == 130
+        assert "reconnecting" not in live.stderr and "Traceback" not in live.stderr
+    finally:
+        live.kill()
+
+
+def test_event_stream_given_up_as_dead_reconnects_and_goes_on(
+    server: ForgeServer, sc: Scenario
+) -> None:
+    live = Live(server, "monitor", "-v", "--stale-timeout", "1.5")
+    try:
+        time.sleep(3.5)  # silent: the watchdog gives up on it at least once
+        before = {p["id"] for p in server.list_processes(sc.attempt_id)}
+        server.start_dev_server(sc.attempt_id)
+        dev = server.wait_for_process(sc.attempt_id, "devserver", {"running"}, exclude_ids=before)
+        started = live.until(lambda e: e.get("processId") == dev["id"], timeout=20)
+        assert started[-1]["type"] == "process_started"
+        server.stop_process(dev["id"])
+        assert live.interrupt() == 130
+        assert "the peer looks dead" in live.stderr and "reconnecting" in live.stderr
+    finally:
+        live.kill()
 
 
 def test_monitor_live_attempt_and_event_stream(server: ForgeServer, sc: Scenario) -> None:

@@ -209,6 +209,7 @@ class ForgeRawAsLogsDecoder(ForgeRawDecoder):
     def __init__(self, diag: Diagnostics) -> None:
         super().__init__(diag)
         self.partial: dict[str, str] = {}
+        self.lines = 0  # lines emitted: each one's metadata.index, as entries have
 
     next_added = _EntriesDecoder.next_added  # every entry is split into lines by entry()
 
@@ -226,12 +227,14 @@ class ForgeRawAsLogsDecoder(ForgeRawDecoder):
         if lines[-1]:
             self.partial[stream] = lines[-1]
         for line in lines[:-1]:
-            out.append(_raw_line(line, stream, index))
+            out.append(self._line(line, stream))
+
+    def _line(self, line: str, stream: str) -> LogEntry:
+        self.lines += 1
+        return _raw_line(line, stream, self.lines - 1)
 
     def finish(self) -> list[Event]:
-        out: list[Event] = [
-            _raw_line(rest, stream, self.emitted - 1) for stream, rest in self.partial.items()
-        ]
+        out: list[Event] = [self._line(rest, stream) for stream, rest in self.partial.items()]
         self.partial.clear()
         return out
 
@@ -769,6 +772,17 @@ class ForgeDiffDecoder(_PatchDecoder):
         return self.quiet()
 
 
+def _no_normalized(process: str | None, reason: Any) -> str:
+    return (
+        f"process {process} ({reason or 'unknown kind'}) has no normalized log stream; "
+        "showing its raw output as log entries"
+    )
+
+
+#: Run reasons of processes that run a script, not an agent: no normalized logs.
+_SCRIPT_REASONS = frozenset({"setupscript", "cleanupscript", "devserver"})
+
+
 class ForgeDialect(Dialect):
     name = "forge"
     #: Known to be the real server (auto-detection asked it); with --api forge a
@@ -796,8 +810,14 @@ class ForgeDialect(Dialect):
             route = Route(f"/api/execution-processes/{target}/raw-logs/ws")
             decoder = ForgeRawDecoder(diag)
         elif request.kind == "logs":
-            route = Route(f"/api/execution-processes/{target}/normalized-logs/ws")
-            decoder = ForgeLogsDecoder(diag, request.follow)
+            reason = await self._script_reason(endpoint, request.target or "")
+            if reason is not None:  # its normalized stream stays empty while it runs
+                diag.note(_no_normalized(request.target, reason))
+                route = Route(f"/api/execution-processes/{target}/raw-logs/ws")
+                decoder = ForgeRawAsLogsDecoder(diag)
+            else:
+                route = Route(f"/api/execution-processes/{target}/normalized-logs/ws")
+                decoder = ForgeLogsDecoder(diag, request.follow)
         elif request.kind == "diff":
             query = {"stats_only": "true"} if request.stats_only else {}
             route = Route(f"/api/task-attempts/{target}/diff/ws", query)
@@ -812,6 +832,24 @@ class ForgeDialect(Dialect):
             route = Route("/api/events", sse=True)
             decoder = ForgeMonitorDecoder(diag, history=request.history, sse=True, attempt=None)
         return Plan(route, decoder, request.what)
+
+    async def _script_reason(self, endpoint: Endpoint, process: str) -> str | None:
+        """The run reason of a script process (setup, cleanup, dev server), else None.
+
+        Only coding agents have normalized logs: a script's normalized stream sends
+        nothing while it runs and 404 once it has finished. Anything this GET cannot
+        tell (another server, an unknown id) is left to the stream to say."""
+        from ..rest import get
+
+        try:
+            status, _, body = await get(
+                endpoint, f"/api/execution-processes/{segment(process)}", what=f"process {process}"
+            )
+            record = orjson.loads(body).get("data") if status == 200 else None
+        except (ConnectError, JSONDecodeError, AttributeError):
+            return None
+        reason = record.get("run_reason") if isinstance(record, dict) else None
+        return reason if reason in _SCRIPT_REASONS else None
 
     async def _check_attempt(self, endpoint: Endpoint, attempt: str) -> None:
         """The process stream answers an unknown attempt with an empty map: ask REST."""
@@ -855,10 +893,7 @@ class ForgeDialect(Dialect):
         except NotFoundError:
             raise NotFoundError(f"process {request.target} not found") from None
         reason = record.get("run_reason") if isinstance(record, dict) else None
-        diag.note(
-            f"process {request.target} ({reason or 'unknown kind'}) has no normalized "
-            "log stream; showing its raw output as log entries"
-        )
+        diag.note(_no_normalized(request.target, reason))
         return Plan(
             Route(f"/api/execution-processes/{segment(request.target or '')}/raw-logs/ws"),
             ForgeRawAsLogsDecoder(diag),
