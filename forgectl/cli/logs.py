@@ -118,8 +118,12 @@ def logs(
         if exit_status and not follow:
             raise click.UsageError("--exit-status needs --follow")
         if raw and (levels or since):
+            given = " and ".join(
+                name for name, on in (("--level", levels), ("--since", since)) if on
+            )
             raise click.UsageError(
-                "--level and --since need normalized entries (raw output has neither)"
+                f"{given} need{'s' if ' and ' not in given else ''} normalized entries "
+                "(raw output has no levels or times)"
             )
         min_rank, level_set = parse_levels(levels)
         pattern = compile_grep(grep)
