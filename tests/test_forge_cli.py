@@ -214,9 +214,10 @@ def test_normalized_logs_of_a_script_fall_back_to_raw(server: ForgeServer, sc: S
     assert {e["metadata"]["entryType"] for e in entries} == {"STDOUT", "STDERR"}
 
 
-def test_logs_follow_a_running_dev_server_live(server: ForgeServer, sc: Scenario) -> None:
+def test_logs_follow_a_running_dev_server_live(server: ForgeServer) -> None:
     """A running script's normalized stream sends nothing at all: `logs -f` shows its
     output live (as entries, one per line), and --exit-status its end."""
+    sc = make_scenario(server, name="dev-live", setup_lines=1, setup_sleep=0, dev_server=False)
     before = {p["id"] for p in server.list_processes(sc.attempt_id)}
     server.start_dev_server(sc.attempt_id)
     dev = server.wait_for_process(sc.attempt_id, "devserver", {"running"}, exclude_ids=before)
@@ -395,9 +396,8 @@ def test_event_stream_idle_longer_than_open_timeout_is_not_a_lost_link(
         live.kill()
 
 
-def test_event_stream_given_up_as_dead_reconnects_and_goes_on(
-    server: ForgeServer, sc: Scenario
-) -> None:
+def test_event_stream_given_up_as_dead_reconnects_and_goes_on(server: ForgeServer) -> None:
+    sc = make_scenario(server, name="sse-dead", setup_lines=1, setup_sleep=0, dev_server=False)
     live = Live(server, "monitor", "-v", "--stale-timeout", "1.5")
     try:
         time.sleep(3.5)  # silent: the watchdog gives up on it at least once
