@@ -352,6 +352,21 @@ def test_monitor_attempt_history(server: ForgeServer, sc: Scenario) -> None:
     assert stopped["stoppedAt"]
 
 
+@pytest.mark.parametrize(
+    ("process", "code"),
+    [("00000000-0000-0000-0000-000000000001", ExitCode.NOT_FOUND), ("nope", ExitCode.USAGE)],
+    ids=["unknown", "malformed"],
+)
+def test_monitor_an_unknown_process_fails_at_once(
+    server: ForgeServer, process: str, code: int
+) -> None:
+    started = time.monotonic()
+    proc = run(server, "monitor", "--process", process, "--exit-status")
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr.startswith("forgectl: error: ") and proc.stderr.count("\n") == 1
+    assert time.monotonic() - started < 10
+
+
 def test_monitor_snapshot_of_finished_processes_is_silent(
     server: ForgeServer, sc: Scenario
 ) -> None:

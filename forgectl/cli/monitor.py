@@ -110,7 +110,9 @@ def monitor(
     app.override({k: kwargs.pop(k) for k in list(kwargs) if k in CONNECTION_OPTIONS})
     if exit_status and len(processes) != 1:
         raise click.UsageError("--exit-status needs exactly one --process")
-    request = StreamRequest("monitor", attempt, follow=True, history=history or bool(processes))
+    request = StreamRequest(
+        "monitor", attempt, follow=True, history=history or bool(processes), processes=processes
+    )
     options = app.stream_options(kwargs)
     options.mark_backlog = until_idle
     renderer = app.renderer(app.output_mode(output), color)

@@ -24,6 +24,7 @@ class StreamRequest:
     follow: bool = False
     stats_only: bool = False  # diff: counts only, no contents
     history: bool = False  # monitor: also report processes that already ended
+    processes: tuple[str, ...] = ()  # monitor: only these processes (--process)
 
     @property
     def what(self) -> str:

@@ -822,16 +822,45 @@ class ForgeDialect(Dialect):
             query = {"stats_only": "true"} if request.stats_only else {}
             route = Route(f"/api/task-attempts/{target}/diff/ws", query)
             decoder = ForgeDiffDecoder(diag, request.target or "", request.follow)
-        elif request.target:
-            await self._check_attempt(endpoint, request.target)
-            route = Route("/api/execution-processes/stream/ws", {"task_attempt_id": request.target})
-            decoder = ForgeMonitorDecoder(
-                diag, history=request.history, sse=False, attempt=request.target
-            )
+        elif attempt := await self._monitor_attempt(request, endpoint):
+            route = Route("/api/execution-processes/stream/ws", {"task_attempt_id": attempt})
+            decoder = ForgeMonitorDecoder(diag, history=request.history, sse=False, attempt=attempt)
         else:
             route = Route("/api/events", sse=True)
             decoder = ForgeMonitorDecoder(diag, history=request.history, sse=True, attempt=None)
         return Plan(route, decoder, request.what)
+
+    async def _monitor_attempt(self, request: StreamRequest, endpoint: Endpoint) -> str | None:
+        """The attempt whose process stream to follow: --attempt, else the one attempt
+        of the --process ids (each checked, so an unknown one is exit 5 rather than a
+        wait for events that never come), else None: the server-wide event stream."""
+        if request.target:
+            await self._check_attempt(endpoint, request.target)
+            return request.target
+        attempts = {await self._attempt_of(endpoint, pid) for pid in request.processes}
+        return attempts.pop() if len(attempts) == 1 else None
+
+    async def _attempt_of(self, endpoint: Endpoint, process: str) -> str | None:
+        from ..rest import get
+
+        status, _, body = await get(
+            endpoint, f"/api/execution-processes/{segment(process)}", what=f"process {process}"
+        )
+        if status == 404:
+            missing = NotFoundError(f"process {process} not found")
+            if not self.verified:
+                await self._verify(endpoint, missing)
+            raise missing
+        if status == 400:
+            raise UsageError(
+                f"process {process}: the server rejected it (HTTP 400: not a process id)"
+            )
+        try:
+            record = orjson.loads(body).get("data") if status == 200 else None
+        except (JSONDecodeError, AttributeError):
+            return None
+        attempt = record.get("task_attempt_id") if isinstance(record, dict) else None
+        return attempt if isinstance(attempt, str) else None
 
     async def _script_reason(self, endpoint: Endpoint, process: str) -> str | None:
         """The run reason of a script process (setup, cleanup, dev server), else None.
