@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -52,6 +53,46 @@ async def get(
             )
     except httpx.TransportError as exc:
         raise connect_error(url, root_cause(exc)) from None
+
+
+async def peek(endpoint: Endpoint, path: str) -> tuple[int, bytes] | None:
+    """(status, body) of a small GET made to decide how to start a stream, or None
+    when it cannot be had. Without a proxy it uses the standard library's
+    http.client in a thread: httpx costs a stream's start-up some 60-150 ms of
+    imports. With a proxy from the environment, :func:`get` (httpx) makes it."""
+    from .stream import _sansio_applies
+
+    url = endpoint.server.http_url(path, endpoint.query())
+    try:
+        if not _sansio_applies(endpoint.server.ws_url(path)):
+            status, _, body = await get(endpoint, path)
+            return status, body
+        return await asyncio.wait_for(
+            asyncio.to_thread(_blocking_get, endpoint, url), endpoint.open_timeout
+        )
+    except (OSError, TimeoutError, ForgeError, ValueError):
+        return None
+
+
+def _blocking_get(endpoint: Endpoint, url: str) -> tuple[int, bytes]:
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port
+    timeout = endpoint.open_timeout
+    conn = (
+        http.client.HTTPSConnection(host, port, timeout=timeout, context=endpoint.ssl_context())
+        if endpoint.server.tls
+        else http.client.HTTPConnection(host, port, timeout=timeout)
+    )
+    try:
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        conn.request("GET", target, headers=endpoint.headers())
+        response = conn.getresponse()
+        return response.status, response.read(1 << 20)
+    finally:
+        conn.close()
 
 
 def root_cause(exc: BaseException) -> BaseException:

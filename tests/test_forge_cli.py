@@ -236,6 +236,26 @@ def test_logs_follow_a_running_dev_server_live(server: ForgeServer) -> None:
         live.kill()
 
 
+def test_logs_start_without_importing_httpx(server: ForgeServer, agent: Scenario) -> None:
+    """Telling a script from an agent costs one GET, not httpx's imports (60-150 ms)."""
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('httpx' in sys.modules, file=sys.stderr))\n"
+        "from forgectl.cli.main import main\n"
+        "main()\n"
+    )
+    for process in (agent.coding_agent_process_id, agent.setup_process_id):
+        assert process is not None
+        proc = subprocess.run(
+            [sys.executable, "-c", code, "-s", server.url, "--api", "forge", "logs", process],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout and proc.stderr.splitlines()[-1] == "False", proc.stderr
+
+
 def test_normalized_logs_of_the_coding_agent(server: ForgeServer, agent: Scenario) -> None:
     assert agent.coding_agent_process_id is not None
     proc = run(server, "logs", agent.coding_agent_process_id)

@@ -868,14 +868,12 @@ class ForgeDialect(Dialect):
         Only coding agents have normalized logs: a script's normalized stream sends
         nothing while it runs and 404 once it has finished. Anything this GET cannot
         tell (another server, an unknown id) is left to the stream to say."""
-        from ..rest import get
+        from ..rest import peek
 
+        answer = await peek(endpoint, f"/api/execution-processes/{segment(process)}")
         try:
-            status, _, body = await get(
-                endpoint, f"/api/execution-processes/{segment(process)}", what=f"process {process}"
-            )
-            record = orjson.loads(body).get("data") if status == 200 else None
-        except (ConnectError, JSONDecodeError, AttributeError):
+            record = orjson.loads(answer[1]).get("data") if answer and answer[0] == 200 else None
+        except (JSONDecodeError, AttributeError):
             return None
         reason = record.get("run_reason") if isinstance(record, dict) else None
         return reason if reason in _SCRIPT_REASONS else None
