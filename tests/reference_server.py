@@ -52,6 +52,7 @@ __all__ = [
     "PROC_FINISHED",
     "PROC_LIVE",
     "PROC_RAW",
+    "SCENARIO_EVENTS",
     "SPEC_DIFF_UPDATE",
     "SPEC_LOG",
     "SPEC_LOG_LEVELS",
@@ -309,6 +310,17 @@ def _log(level: str, message: str, ts: str, **extra: Any) -> JSONObject:
     }
 
 
+#: The monitor stream of :func:`default_scenario`, in order.
+SCENARIO_EVENTS: Final[list[JSONObject]] = [
+    SPEC_PROCESS_STARTED,
+    SPEC_PROCESS_PROGRESS,
+    UNKNOWN_EVENT,
+    SPEC_PROCESS_COMPLETED,
+    SPEC_PROCESS_FAILED,
+    SPEC_PROCESS_STOPPED,
+]
+
+
 def default_scenario(live_interval: float = 0.01) -> Scenario:
     """The spec's examples as a server state (fresh copies on every call).
 
@@ -385,16 +397,7 @@ def default_scenario(live_interval: float = 0.01) -> Scenario:
         diffs=[copy.deepcopy(SPEC_DIFF_UPDATE), second_diff],
         live_interval=live_interval,
     )
-    events = copy.deepcopy(
-        [
-            SPEC_PROCESS_STARTED,
-            SPEC_PROCESS_PROGRESS,
-            UNKNOWN_EVENT,
-            SPEC_PROCESS_COMPLETED,
-            SPEC_PROCESS_FAILED,
-            SPEC_PROCESS_STOPPED,
-        ]
-    )
+    events = copy.deepcopy(SCENARIO_EVENTS)
     return Scenario(
         processes={p.id: p for p in (finished, live, raw_only)},
         attempts={attempt.id: attempt},

@@ -23,15 +23,10 @@ from reference_server import (
     PROC_FINISHED,
     PROC_LIVE,
     PROC_RAW,
+    SCENARIO_EVENTS,
     SPEC_DIFF_UPDATE,
     SPEC_LOG,
-    SPEC_PROCESS_COMPLETED,
-    SPEC_PROCESS_FAILED,
-    SPEC_PROCESS_PROGRESS,
-    SPEC_PROCESS_STARTED,
-    SPEC_PROCESS_STOPPED,
     SPEC_RAW_LINES,
-    UNKNOWN_EVENT,
     Fault,
     Process,
     ThreadedReferenceServer,
@@ -129,14 +124,7 @@ def live_logs(srv: ThreadedReferenceServer) -> list[Any]:
     return [*proc.logs, *proc.live_logs]
 
 
-MONITOR_EVENTS = [
-    SPEC_PROCESS_STARTED,
-    SPEC_PROCESS_PROGRESS,
-    UNKNOWN_EVENT,
-    SPEC_PROCESS_COMPLETED,
-    SPEC_PROCESS_FAILED,
-    SPEC_PROCESS_STOPPED,
-]
+MONITOR_EVENTS = SCENARIO_EVENTS
 
 
 # -- data on stdout, nothing else ---------------------------------------------------

@@ -22,12 +22,11 @@ from typing import Any
 
 import pytest
 from reference_server import (
+    SCENARIO_EVENTS,
     SPEC_PROCESS_COMPLETED,
     SPEC_PROCESS_FAILED,
     SPEC_PROCESS_PROGRESS,
     SPEC_PROCESS_STARTED,
-    SPEC_PROCESS_STOPPED,
-    UNKNOWN_EVENT,
     ThreadedReferenceServer,
     default_scenario,
 )
@@ -44,14 +43,7 @@ HANG = 15.0
 #: The source tree under test: the child imports this forgectl, not an installed one.
 ROOT = Path(__file__).resolve().parent.parent
 
-MONITOR_EVENTS = [
-    SPEC_PROCESS_STARTED,
-    SPEC_PROCESS_PROGRESS,
-    UNKNOWN_EVENT,
-    SPEC_PROCESS_COMPLETED,
-    SPEC_PROCESS_FAILED,
-    SPEC_PROCESS_STOPPED,
-]
+MONITOR_EVENTS = SCENARIO_EVENTS
 
 
 # -- helpers ------------------------------------------------------------------------

@@ -841,25 +841,8 @@ class ForgeDialect(Dialect):
         return attempts.pop() if len(attempts) == 1 else None
 
     async def _attempt_of(self, endpoint: Endpoint, process: str) -> str | None:
-        from ..rest import get
-
-        status, _, body = await get(
-            endpoint, f"/api/execution-processes/{segment(process)}", what=f"process {process}"
-        )
-        if status == 404:
-            missing = NotFoundError(f"process {process} not found")
-            if not self.verified:
-                await self._verify(endpoint, missing)
-            raise missing
-        if status == 400:
-            raise UsageError(
-                f"process {process}: the server rejected it (HTTP 400: not a process id)"
-            )
-        try:
-            record = orjson.loads(body).get("data") if status == 200 else None
-        except (JSONDecodeError, AttributeError):
-            return None
-        attempt = record.get("task_attempt_id") if isinstance(record, dict) else None
+        record = await self._record(endpoint, "process", process)
+        attempt = record.get("task_attempt_id") if record else None
         return attempt if isinstance(attempt, str) else None
 
     async def _script_reason(self, endpoint: Endpoint, process: str) -> str | None:
@@ -868,32 +851,42 @@ class ForgeDialect(Dialect):
         Only coding agents have normalized logs: a script's normalized stream sends
         nothing while it runs and 404 once it has finished. Anything this GET cannot
         tell (another server, an unknown id) is left to the stream to say."""
-        from ..rest import peek
-
-        answer = await peek(endpoint, f"/api/execution-processes/{segment(process)}")
-        try:
-            record = orjson.loads(answer[1]).get("data") if answer and answer[0] == 200 else None
-        except (JSONDecodeError, AttributeError):
-            return None
-        reason = record.get("run_reason") if isinstance(record, dict) else None
+        record = await self._record(endpoint, "process", process, strict=False)
+        reason = record.get("run_reason") if record else None
         return reason if reason in _SCRIPT_REASONS else None
 
     async def _check_attempt(self, endpoint: Endpoint, attempt: str) -> None:
         """The process stream answers an unknown attempt with an empty map: ask REST."""
-        from ..rest import get
+        await self._record(endpoint, "attempt", attempt)
 
-        status, _, _ = await get(
-            endpoint, f"/api/task-attempts/{segment(attempt)}", what=f"attempt {attempt}"
-        )
-        if status == 404:
-            missing = NotFoundError(f"attempt {attempt} not found")
+    async def _record(
+        self, endpoint: Endpoint, kind: str, ident: str, *, strict: bool = True
+    ) -> dict[str, Any] | None:
+        """The REST record of a process or an attempt, or None if the GET cannot tell.
+        ``strict``: an id the server does not know is NotFoundError (404), one it
+        cannot parse UsageError (400)."""
+        from ..rest import peek
+
+        plural = "execution-processes" if kind == "process" else "task-attempts"
+        answer = await peek(endpoint, f"/api/{plural}/{segment(ident)}")
+        if answer is None:
+            return None
+        status, body = answer
+        if strict and status == 404:
+            missing = NotFoundError(f"{kind} {ident} not found")
             if not self.verified:
                 await self._verify(endpoint, missing)
             raise missing
-        if status == 400:
+        if strict and status == 400:
+            article = "an" if kind == "attempt" else "a"
             raise UsageError(
-                f"attempt {attempt}: the server rejected it (HTTP 400: not an attempt id)"
+                f"{kind} {ident}: the server rejected it (HTTP 400: not {article} {kind} id)"
             )
+        try:
+            data = orjson.loads(body).get("data") if status == 200 else None
+        except (JSONDecodeError, AttributeError):
+            return None
+        return data if isinstance(data, dict) else None
 
     async def fallback(
         self,
