@@ -55,32 +55,32 @@ async def get(
         raise connect_error(url, root_cause(exc)) from None
 
 
-async def peek(endpoint: Endpoint, path: str) -> tuple[int, bytes] | None:
-    """(status, body) of a small GET made to decide how to start a stream, or None
-    when it cannot be had. Without a proxy it uses the standard library's
-    http.client in a thread: httpx costs a stream's start-up some 60-150 ms of
-    imports. With a proxy from the environment, :func:`get` (httpx) makes it."""
+async def peek(
+    endpoint: Endpoint, path: str, *, timeout: float | None = None
+) -> tuple[int, str, bytes]:
+    """(status, content type, body) of a small GET, as :func:`get` gives, made on a
+    stream's start-up path: without a proxy it uses the standard library's
+    http.client in a thread, since importing httpx costs 60-150 ms. With a proxy
+    from the environment, :func:`get` (httpx) makes it. Raises ConnectError."""
     from .stream import _sansio_applies
 
+    if not _sansio_applies(endpoint.server.ws_url(path)):
+        return await get(endpoint, path, timeout=timeout)
+    shown = endpoint.server.http_url(path)
     url = endpoint.server.http_url(path, endpoint.query())
+    limit = timeout or endpoint.open_timeout
     try:
-        if not _sansio_applies(endpoint.server.ws_url(path)):
-            status, _, body = await get(endpoint, path)
-            return status, body
-        return await asyncio.wait_for(
-            asyncio.to_thread(_blocking_get, endpoint, url), endpoint.open_timeout
-        )
-    except (OSError, TimeoutError, ForgeError, ValueError):
-        return None
+        return await asyncio.wait_for(asyncio.to_thread(_blocking_get, endpoint, url, limit), limit)
+    except (OSError, TimeoutError) as exc:
+        raise connect_error(shown, exc) from None
 
 
-def _blocking_get(endpoint: Endpoint, url: str) -> tuple[int, bytes]:
+def _blocking_get(endpoint: Endpoint, url: str, timeout: float) -> tuple[int, str, bytes]:
     import http.client
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port
-    timeout = endpoint.open_timeout
     conn = (
         http.client.HTTPSConnection(host, port, timeout=timeout, context=endpoint.ssl_context())
         if endpoint.server.tls
@@ -90,7 +90,10 @@ def _blocking_get(endpoint: Endpoint, url: str) -> tuple[int, bytes]:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         conn.request("GET", target, headers=endpoint.headers())
         response = conn.getresponse()
-        return response.status, response.read(1 << 20)
+        ctype = response.getheader("content-type") or ""
+        return response.status, ctype, response.read(1 << 20)
+    except http.client.HTTPException as exc:  # not HTTP, or cut short
+        raise ConnectionError(f"bad HTTP answer ({type(exc).__name__})") from None
     finally:
         conn.close()
 

@@ -16,6 +16,7 @@ Elsewhere, or without the binary, the tests skip; with ``CI=true`` they fail.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -237,17 +238,19 @@ def test_logs_follow_a_running_dev_server_live(server: ForgeServer) -> None:
 
 
 def test_logs_start_without_importing_httpx(server: ForgeServer, agent: Scenario) -> None:
-    """Telling a script from an agent costs one GET, not httpx's imports (60-150 ms)."""
+    """Telling a script from an agent, or the real server from a documented one,
+    costs a GET, not httpx's imports (60-150 ms)."""
     code = (
         "import atexit, sys\n"
         "atexit.register(lambda: print('httpx' in sys.modules, file=sys.stderr))\n"
         "from forgectl.cli.main import main\n"
         "main()\n"
     )
-    for process in (agent.coding_agent_process_id, agent.setup_process_id):
+    processes = (agent.coding_agent_process_id, agent.setup_process_id)
+    for api, process in itertools.product(("forge", "auto"), processes):
         assert process is not None
         proc = subprocess.run(
-            [sys.executable, "-c", code, "-s", server.url, "--api", "forge", "logs", process],
+            [sys.executable, "-c", code, "-s", server.url, "--api", api, "logs", process],
             capture_output=True,
             text=True,
             timeout=30,

@@ -868,10 +868,12 @@ class ForgeDialect(Dialect):
         from ..rest import peek
 
         plural = "execution-processes" if kind == "process" else "task-attempts"
-        answer = await peek(endpoint, f"/api/{plural}/{segment(ident)}")
-        if answer is None:
+        try:
+            status, _, body = await peek(endpoint, f"/api/{plural}/{segment(ident)}")
+        except ConnectError:
+            if strict:
+                raise
             return None
-        status, body = answer
         if strict and status == 404:
             missing = NotFoundError(f"{kind} {ident} not found")
             if not self.verified:
