@@ -1,4 +1,4 @@
-"""Small HTTP requests (health probe, REST look-ups) through httpx."""
+"""Small HTTP requests (health probe, REST look-ups), and httpx clients for streams."""
 
 from __future__ import annotations
 
@@ -39,40 +39,36 @@ async def get(
     what: str = "resource",
     timeout: float | None = None,
 ) -> tuple[int, str, bytes]:
-    """GET a path; return (status, content type, body). Raises ConnectError."""
+    """GET a path; return (status, content type, body). Raises ConnectError.
+
+    These small GETs sit on start-up paths (auto-detection, telling a script from
+    an agent), and importing httpx costs 60-150 ms: without a proxy the standard
+    library's http.client makes them, in a thread. httpx makes them when a proxy
+    from the environment applies."""
+    from .stream import _sansio_applies
+
+    shown = endpoint.server.http_url(path, query)
+    url = endpoint.server.http_url(path, endpoint.query(query))
+    limit = timeout or endpoint.open_timeout
+    if _sansio_applies(endpoint.server.ws_url(path)):
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(_blocking_get, endpoint, url, limit), limit
+            )
+        except (OSError, TimeoutError) as exc:
+            raise connect_error(shown, exc) from None
     import httpx
 
-    url = endpoint.server.http_url(path, query)
     try:
         async with client(endpoint, timeout) as http:
-            response = await http.get(endpoint.server.http_url(path, endpoint.query(query)))
+            response = await http.get(url)
             return (
                 response.status_code,
                 response.headers.get("content-type", ""),
                 response.content,
             )
     except httpx.TransportError as exc:
-        raise connect_error(url, root_cause(exc)) from None
-
-
-async def peek(
-    endpoint: Endpoint, path: str, *, timeout: float | None = None
-) -> tuple[int, str, bytes]:
-    """(status, content type, body) of a small GET, as :func:`get` gives, made on a
-    stream's start-up path: without a proxy it uses the standard library's
-    http.client in a thread, since importing httpx costs 60-150 ms. With a proxy
-    from the environment, :func:`get` (httpx) makes it. Raises ConnectError."""
-    from .stream import _sansio_applies
-
-    if not _sansio_applies(endpoint.server.ws_url(path)):
-        return await get(endpoint, path, timeout=timeout)
-    shown = endpoint.server.http_url(path)
-    url = endpoint.server.http_url(path, endpoint.query())
-    limit = timeout or endpoint.open_timeout
-    try:
-        return await asyncio.wait_for(asyncio.to_thread(_blocking_get, endpoint, url, limit), limit)
-    except (OSError, TimeoutError) as exc:
-        raise connect_error(shown, exc) from None
+        raise connect_error(shown, root_cause(exc)) from None
 
 
 def _blocking_get(endpoint: Endpoint, url: str, timeout: float) -> tuple[int, str, bytes]:

@@ -26,9 +26,9 @@ API_CHOICES = ("auto", "documented", "forge")
 
 async def probe_forge(endpoint: Endpoint) -> tuple[bool, str]:
     """Does ``GET /api/health`` answer like the real Forge server? (yes, what it said)"""
-    from ..rest import peek
+    from ..rest import get
 
-    status, ctype, body = await peek(endpoint, "/api/health", timeout=5)
+    status, ctype, body = await get(endpoint, "/api/health", what="health check", timeout=5)
     said = f"HTTP {status} {ctype.split(';')[0] or 'no content type'}"
     if status == 200 and "json" in ctype:
         try:

@@ -865,11 +865,11 @@ class ForgeDialect(Dialect):
         """The REST record of a process or an attempt, or None if the GET cannot tell.
         ``strict``: an id the server does not know is NotFoundError (404), one it
         cannot parse UsageError (400)."""
-        from ..rest import peek
+        from ..rest import get
 
         plural = "execution-processes" if kind == "process" else "task-attempts"
         try:
-            status, _, body = await peek(endpoint, f"/api/{plural}/{segment(ident)}")
+            status, _, body = await get(endpoint, f"/api/{plural}/{segment(ident)}")
         except ConnectError:
             if strict:
                 raise
