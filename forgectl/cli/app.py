@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -133,3 +134,11 @@ def debug_enabled(app: Application | None) -> bool:
 pass_app = click.make_pass_decorator(Application, ensure=True)
 
 __all__ = ["Application", "ExitCode", "pass_app"]
+
+
+def silence(fd: int) -> None:
+    """Point ``fd`` at /dev/null, so the final flush of buffered output is silent."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)

@@ -12,7 +12,7 @@ import click
 
 from .. import __version__
 from ..errors import EXIT_CODE_HELP, ExitCode, ForgeError
-from .app import Application, _stderr
+from .app import Application, _stderr, silence
 from .options import connection_options
 
 #: Subcommand name → (module beside this one, attribute). A command's module is
@@ -134,10 +134,8 @@ _NO_ARGS: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 def _output_failed(error: OSError) -> NoReturn:
     """stdout failed under click's own writes: a gone reader ends quietly, a full
     or failing stdout is exit 8; either way the interpreter's last flush is silenced."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        silence(sys.stdout.fileno())
     if isinstance(error, BrokenPipeError):
         sys.exit(int(ExitCode.OK))
     _stderr(f"forgectl: error: cannot write the output: {error.strerror or error}")

@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from ..errors import ExitCode, ForgeError
 from ..output.base import OutputClosed
-from .app import Application, _stderr, debug_enabled
+from .app import Application, _stderr, debug_enabled, silence
 
 
 def run(app: Application, body: Callable[[], Awaitable[int]]) -> NoReturn:
@@ -92,19 +92,11 @@ def _watch_stdout(loop: asyncio.AbstractEventLoop, on_gone: Callable[[], None]) 
 
     def gone() -> None:
         loop.remove_reader(fd)
-        _silence(fd)
+        silence(fd)
         on_gone()
 
     with contextlib.suppress(OSError, ValueError, NotImplementedError, PermissionError):
         loop.add_reader(fd, gone)
-
-
-def _silence(fd: int) -> None:
-    """Point ``fd`` at /dev/null, so the final flush of buffered output is silent."""
-    with contextlib.suppress(OSError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, fd)
-        os.close(devnull)
 
 
 @contextlib.contextmanager
