@@ -20,8 +20,8 @@ from typing import Literal, overload
 
 from .constants import ENV_API, ENV_CACERT, ENV_PROFILE, ENV_SERVER, ENV_TOKEN
 from .diagnostics import Diagnostics
-from .dialects import StreamRequest, select_dialect
-from .dialects.base import Dialect
+from .dialects import select_dialect
+from .dialects.base import Dialect, StreamRequest
 from .events import DiffUpdate, LogEntry, ProcessEvent, RawChunk
 from .settings import Settings, resolve
 from .stream import Stream, StreamOptions

@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from .constants import ENV_CONFIG_DIR
+from .dialects import API_CHOICES
 from .errors import ConfigError
 
 CONFIG_FILE = "config.toml"
 DEFAULT_PROFILE = "default"
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "api": ("auto", "documented", "forge"),
+    "api": API_CHOICES,
     "output": ("json", "pretty"),
 }
 _STRINGS = ("server", "api", "output", "cacert", "token_file")

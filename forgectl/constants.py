@@ -13,7 +13,7 @@ ENV_DEBUG = "FORGECTL_DEBUG"
 ENV_CONFIG_DIR = "FORGECTL_CONFIG_DIR"
 ENV_KEYRING_TIMEOUT = "FORGECTL_KEYRING_TIMEOUT"
 #: ``FORGECTL_TRANSPORT=websockets`` streams over websockets' asyncio client instead
-#: of forgectl's own sans-I/O driver (:mod:`forgectl.sansio`): an escape hatch, and
+#: of forgectl's own sans-I/O driver (:mod:`forgectl.transport.sansio`): an escape hatch, and
 #: the baseline of the benchmarks. A proxy in the environment selects it too.
 ENV_TRANSPORT = "FORGECTL_TRANSPORT"
 

@@ -108,8 +108,8 @@ class ExitWatcher:
                     await self._task
 
     async def _from_rest(self, timeout: float) -> ProcessEvent | None:
-        from .dialects.forge import process_events
-        from .rest import get_data
+        from .dialects.forge.schema import process_events
+        from .transport.rest import get_data
         from .urls import segment
 
         loop = asyncio.get_running_loop()

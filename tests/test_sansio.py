@@ -1,4 +1,4 @@
-"""The sans-I/O transport (forgectl.sansio) against websockets' asyncio client: same
+"""The sans-I/O transport (forgectl.transport.sansio) against websockets' asyncio client: same
 output, same handshake errors, fragmentation, pings, bounded buffering, bad UTF-8."""
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from forgectl import sansio, stream
 from forgectl.cli.main import cli
 from forgectl.constants import ENV_TRANSPORT
 from forgectl.errors import ForgeError, StreamLost
-from forgectl.stream import Channel, WebSocketChannel
-from forgectl.transport import Endpoint, open_websocket
+from forgectl.transport import QUIET, Channel, Endpoint, default_transport, proxy_applies, sansio
+from forgectl.transport.wsclient import open_websocket
 from forgectl.urls import parse_server
 
 pytestmark = pytest.mark.timeout(60)
@@ -95,7 +94,7 @@ def endpoint(port: int, open_timeout: float = 5.0) -> Endpoint:
 async def open_channel(kind: str, ep: Endpoint, **kwargs: Any) -> Channel:
     if kind == "sansio":
         return await sansio.open_sansio(ep, PATH, **kwargs)
-    return WebSocketChannel(await open_websocket(ep, PATH, **kwargs))
+    return await open_websocket(ep, PATH, **kwargs)
 
 
 async def drain(channel: Channel) -> list[bytes]:
@@ -154,14 +153,17 @@ def test_transport_selection(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
     url = "ws://127.0.0.1:8887/ws/x"
-    assert stream._sansio_applies(url)
+    assert default_transport()._sansio(url)
     monkeypatch.setenv(ENV_TRANSPORT, "websockets")
-    assert not stream._sansio_applies(url)
+    assert not default_transport()._sansio(url)
     monkeypatch.delenv(ENV_TRANSPORT)
+    assert not proxy_applies(url)
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:3128")
-    assert not stream._sansio_applies("ws://forge.example:8887/ws/x")  # websockets proxies it
+    assert proxy_applies("ws://forge.example:8887/ws/x")  # websockets proxies it
+    assert not default_transport()._sansio("ws://forge.example:8887/ws/x")
     monkeypatch.setenv("no_proxy", "forge.example")
-    assert stream._sansio_applies("ws://forge.example:8887/ws/x")
+    assert not proxy_applies("ws://forge.example:8887/ws/x")
+    assert default_transport()._sansio("ws://forge.example:8887/ws/x")
 
 
 # -- frames ----------------------------------------------------------------------------
@@ -234,7 +236,7 @@ async def test_frames_path_yields_quiet_and_frames() -> None:
     async with raw_server(handler) as port:
         channel = await open_channel("sansio", endpoint(port))
         got = [f async for f in channel.frames(0.1, first_wait=0.1)]
-    assert got == [stream.QUIET, b"a", b"b", stream.QUIET]
+    assert got == [QUIET, b"a", b"b", QUIET]
     assert channel.close_code == 1000
 
 

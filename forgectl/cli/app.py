@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -86,8 +87,6 @@ class Application:
         """--json/--pretty, else the profile's ``output``, else by what stdout is."""
         if requested:
             return requested
-        from .runner import usage_guard
-
         with usage_guard(self):
             profile_output = self.settings.output
         if profile_output:
@@ -117,6 +116,15 @@ class Application:
         message = redact(str(error), *secrets, self.connection.get("token"))
         _stderr(f"forgectl: error: {message}")
         return int(error.exit_code)
+
+
+@contextlib.contextmanager
+def usage_guard(app: Application) -> Iterator[None]:
+    """Turn a usage problem found while preparing a command into exit 2."""
+    try:
+        yield
+    except ForgeError as error:
+        sys.exit(app.fail(error))
 
 
 def _stderr(line: str) -> None:

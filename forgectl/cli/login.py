@@ -165,9 +165,10 @@ def _transport_warnings(settings: Settings, token: str) -> list[str]:
 
 async def _verify(settings: Settings, token: str, app: Application) -> None:
     """Raise AuthError when the server rejects ``token``; say so when it cannot tell."""
-    from ..dialects.detect import probe_forge
+    from ..dialects.forge import probe_forge
     from ..errors import AuthError, ConnectError, NotFoundError, ProtocolError
-    from ..transport import Endpoint, open_websocket
+    from ..transport import Endpoint
+    from ..transport.wsclient import open_websocket
 
     diag = app.diag
     url = settings.server.url

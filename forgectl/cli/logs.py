@@ -109,7 +109,8 @@ def logs(
     """
     from ..dialects.base import StreamRequest
     from ..filters import LogFilter, RawLineFilter, Tail, compile_grep, parse_levels, parse_since
-    from .runner import run, usage_guard
+    from .app import usage_guard
+    from .runner import run
     from .streaming import Pipeline, dialect_name, open_stream
     from .streaming import follow as follow_stream
 

@@ -18,6 +18,7 @@ from ..constants import (
     ENV_SERVER,
     ENV_TOKEN,
 )
+from ..dialects import API_CHOICES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -106,7 +107,7 @@ def connection_options(root: bool) -> Callable[[F], F]:
                 ),
                 click.option(
                     "--api",
-                    type=click.Choice(["auto", "documented", "forge"]),
+                    type=click.Choice(API_CHOICES),
                     **env(ENV_API),
                     help=shown(
                         "Server dialect: the documented /ws API, the real server's /api "

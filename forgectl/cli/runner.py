@@ -13,7 +13,7 @@ import signal
 import stat
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
 from ..errors import ExitCode, ForgeError
@@ -97,12 +97,3 @@ def _watch_stdout(loop: asyncio.AbstractEventLoop, on_gone: Callable[[], None]) 
 
     with contextlib.suppress(OSError, ValueError, NotImplementedError, PermissionError):
         loop.add_reader(fd, gone)
-
-
-@contextlib.contextmanager
-def usage_guard(app: Application) -> Iterator[None]:
-    """Turn a usage problem found while preparing a command into exit 2."""
-    try:
-        yield
-    except ForgeError as error:
-        sys.exit(app.fail(error))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from ..events import Event
+from ..transport import Route
 
 if TYPE_CHECKING:
     from ..diagnostics import Diagnostics
@@ -67,15 +68,6 @@ class Decoder:
     def settled(self) -> Iterable[Event]:
         """Without --follow: the backlog is complete; emit what is owed and end."""
         return self.quiet()
-
-
-@dataclass(slots=True)
-class Route:
-    """One stream to open: a WebSocket path, or an SSE path when ``sse`` is true."""
-
-    path: str
-    query: dict[str, str] = field(default_factory=dict)
-    sse: bool = False
 
 
 @dataclass(slots=True)

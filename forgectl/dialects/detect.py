@@ -10,34 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import orjson
-
-from ..errors import ConnectError, NotFoundError, ProtocolError, UsageError
+from ..errors import ConnectError, NotFoundError, ProtocolError
 from .base import Dialect, Plan, StreamRequest
 from .documented import DocumentedDialect
-from .forge import ForgeDialect
+from .forge import ForgeDialect, probe_forge
 
 if TYPE_CHECKING:
     from ..diagnostics import Diagnostics
     from ..transport import Endpoint
-
-API_CHOICES = ("auto", "documented", "forge")
-
-
-async def probe_forge(endpoint: Endpoint) -> tuple[bool, str]:
-    """Does ``GET /api/health`` answer like the real Forge server? (yes, what it said)"""
-    from ..rest import get
-
-    status, ctype, body = await get(endpoint, "/api/health", what="health check", timeout=5)
-    said = f"HTTP {status} {ctype.split(';')[0] or 'no content type'}"
-    if status == 200 and "json" in ctype:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return False, said + " (invalid JSON)"
-        if isinstance(payload, dict) and ("success" in payload or "status" in payload):
-            return True, said
-    return False, said
 
 
 class AutoDialect(Dialect):
@@ -94,13 +74,3 @@ class AutoDialect(Dialect):
         if self.chosen is None:
             self.chosen = self.documented
             diag.trace("dialect: documented (its WebSocket route accepted the handshake)")
-
-
-def select_dialect(api: str) -> Dialect:
-    if api == "auto":
-        return AutoDialect()
-    if api == "documented":
-        return DocumentedDialect()
-    if api == "forge":
-        return ForgeDialect()
-    raise UsageError(f"unknown API {api!r}: choose auto, documented or forge")

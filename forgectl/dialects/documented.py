@@ -15,8 +15,9 @@ from orjson import JSONDecodeError, loads
 
 from ..diagnostics import describe_frame
 from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk, deep_json
+from ..transport import Route
 from ..urls import segment
-from .base import Decoder, Dialect, Plan, Route, StreamRequest
+from .base import Decoder, Dialect, Plan, StreamRequest
 from .resend import CHECKPOINT_MASK, EXACT, ResendFilter
 
 if TYPE_CHECKING:

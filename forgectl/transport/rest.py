@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .errors import ForgeError, ProtocolError
-from .transport import Endpoint, connect_error, status_error
+from ..errors import ForgeError, ProtocolError
+from .endpoint import Endpoint
+from .handshake import connect_error, status_error
+from .proxy import proxy_applies
 
 if TYPE_CHECKING:
     import httpx
@@ -45,12 +47,10 @@ async def get(
     an agent), and importing httpx costs 60-150 ms: without a proxy the standard
     library's http.client makes them, in a thread. httpx makes them when a proxy
     from the environment applies."""
-    from .stream import _sansio_applies
-
     shown = endpoint.server.http_url(path, query)
     url = endpoint.server.http_url(path, endpoint.query(query))
     limit = timeout or endpoint.open_timeout
-    if _sansio_applies(endpoint.server.ws_url(path)):
+    if not proxy_applies(endpoint.server.http_url(path)):
         try:
             return await asyncio.wait_for(
                 asyncio.to_thread(_blocking_get, endpoint, url, limit), limit

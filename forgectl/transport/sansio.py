@@ -5,7 +5,7 @@ switch (its ``Assembler``); a log stream is hundreds of thousands of small
 messages. Here ``data_received`` parses every frame a network read brought and
 the driver takes them as one batch: one await per read, not per message.
 
-Same wire behaviour as :func:`forgectl.transport.open_websocket`: the same
+Same wire behaviour as :func:`forgectl.transport.wsclient.open_websocket`: the same
 request headers, permessage-deflate offered, the same message size limit, the
 same handshake errors (the mapping is shared), answers to the server's pings,
 pings of our own, a 2 s close handshake. Reading pauses while more than
@@ -14,7 +14,7 @@ stdout keeps memory bounded. Frames are never decoded: bad UTF-8 is the
 decoder's business, not a reason to drop the link.
 
 Not used through a proxy (websockets' client speaks HTTP and SOCKS proxies):
-:meth:`forgectl.stream.Stream._open` picks the transport.
+:class:`forgectl.transport.Transport` picks the transport.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ from websockets.protocol import Event, State
 from websockets.typing import BytesLike
 from websockets.uri import parse_uri
 
-from .constants import MAX_MESSAGE_SIZE
-from .stream import Channel, record_close
-from .transport import Endpoint, _user_agent, handshake_error
+from ..constants import MAX_MESSAGE_SIZE
+from .base import Channel, record_close
+from .endpoint import Endpoint, user_agent
+from .handshake import handshake_error
 
 #: Pause reading while this many bytes of complete messages await the consumer.
 HIGH_WATER = 1 << 20
@@ -84,7 +85,7 @@ class _Link(asyncio.Protocol):
         ws = self.ws
         request = ws.connect()
         request.headers.update(self.headers)
-        request.headers.setdefault("User-Agent", _user_agent())
+        request.headers.setdefault("User-Agent", user_agent())
         ws.send_request(request)
         self.flush()
 

@@ -1,8 +1,9 @@
-"""Opening connections: WebSocket handshakes and what their failures mean.
+"""What a failed connection means: every way a handshake or a request can fail,
+as one :class:`~forgectl.errors.ForgeError` with the exit code a script needs
+(refused → 3, 401/403 → 4, 404 → 5, a page that is not a WebSocket → 6).
 
-Every way a handshake can fail is turned into one :class:`~forgectl.errors.ForgeError`
-with the exit code a script needs (refused → 3, 401/403 → 4, 404 → 5, a page that is
-not a WebSocket → 6). Nothing here retries: that is :mod:`forgectl.stream`'s job.
+Shared by every transport, so that they fail alike. Nothing here retries: that
+is the stream driver's job.
 """
 
 from __future__ import annotations
@@ -10,11 +11,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
-from .constants import DEFAULT_OPEN_TIMEOUT, MAX_MESSAGE_SIZE
-from .errors import (
+from ..errors import (
     AuthError,
     ConnectError,
     FatalConnectError,
@@ -24,45 +22,6 @@ from .errors import (
     ServerError,
     UsageError,
 )
-from .urls import Server
-
-if TYPE_CHECKING:
-    from websockets.asyncio.client import ClientConnection
-
-
-@dataclass(slots=True)
-class Endpoint:
-    """Where and how to connect: a server plus credentials and TLS settings."""
-
-    server: Server
-    token: str | None = None
-    cacert: str | None = None
-    insecure: bool = False
-    open_timeout: float = DEFAULT_OPEN_TIMEOUT
-    _ssl: ssl.SSLContext | None = field(default=None, repr=False)
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        if not self.server.tls:
-            return None
-        if self._ssl is None:
-            try:
-                ctx = ssl.create_default_context(cafile=self.cacert)
-            except (OSError, ssl.SSLError) as exc:
-                raise FatalConnectError(f"cannot use CA file {self.cacert}: {exc}") from None
-            if self.insecure:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            self._ssl = ctx
-        return self._ssl
-
-    def query(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        query = dict(extra or {})
-        if self.token:
-            query["token"] = self.token
-        return query
-
-    def headers(self) -> dict[str, str]:
-        return {"Cookie": f"token={self.token}"} if self.token else {}
 
 
 def describe_os_error(exc: BaseException) -> str:
@@ -139,44 +98,6 @@ def _snippet(body: bytes, content_type: str) -> str:
     return ": " + " ".join(text.split())
 
 
-async def open_websocket(
-    endpoint: Endpoint,
-    path: str,
-    query: dict[str, str] | None = None,
-    *,
-    what: str = "stream",
-    ping_interval: float | None = None,
-    ping_timeout: float | None = None,
-) -> ClientConnection:
-    """Open a WebSocket to ``path``; raise a :class:`ForgeError` on any failure."""
-    from websockets.asyncio.client import connect
-
-    url = endpoint.server.ws_url(path, endpoint.query(query))
-    shown = endpoint.server.ws_url(path, query)
-    kwargs: dict[str, Any] = {}
-    ctx = endpoint.ssl_context()
-    if ctx is not None:
-        kwargs["ssl"] = ctx
-    try:
-        return await connect(
-            url,
-            additional_headers=endpoint.headers(),
-            max_size=MAX_MESSAGE_SIZE,
-            open_timeout=endpoint.open_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=2,
-            compression="deflate",
-            user_agent_header=_user_agent(),
-            **kwargs,
-        )
-    except Exception as exc:
-        error = handshake_error(exc, shown, what, endpoint.open_timeout)
-        if error is None:
-            raise
-        raise error from None
-
-
 def handshake_error(
     exc: BaseException, shown: str, what: str, open_timeout: float
 ) -> ForgeError | None:
@@ -217,9 +138,3 @@ def handshake_error(
     if isinstance(exc, OSError):
         return connect_error(shown, exc)
     return None
-
-
-def _user_agent() -> str:
-    from . import __version__
-
-    return f"forgectl/{__version__}"

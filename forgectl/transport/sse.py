@@ -11,10 +11,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ..errors import StreamLost
 from . import rest
-from .errors import StreamLost
-from .stream import QUIET, Channel, Quiet
-from .transport import Endpoint, connect_error, status_error
+from .base import QUIET, Channel, Quiet
+from .endpoint import Endpoint
+from .handshake import connect_error, status_error
 
 _END = object()
 #: Put by abort(): the frame loop ends, as a WebSocket channel's does when aborted.

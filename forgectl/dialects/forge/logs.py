@@ -1,0 +1,328 @@
+"""Log streams: raw output and normalized entries, exactly once over reconnects."""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from orjson import JSONDecodeError, loads
+
+from ...events import Event, LogEntry, RawChunk, deep_json
+from ..patch import ops_of, split
+from .base import _ENTRIES_LEN, ENTRIES, MAX_AHEAD, PatchDecoder, _index
+from .schema import _PLAIN_KINDS, _STREAMS, _raw_line, normalize_entry
+
+if TYPE_CHECKING:
+    from ...diagnostics import Diagnostics
+    from ..patch import Frame
+
+
+class _EntriesDecoder(PatchDecoder):
+    """Log streams: ``add /entries/<n>``; history resent from 0 on reconnect."""
+
+    def __init__(self, diag: Diagnostics) -> None:
+        super().__init__(diag)
+        self.emitted = 0  # entries 0 .. emitted-1 have been emitted
+        self.next_path = f"{ENTRIES}0"  # and this is where the next one goes
+
+    def emitted_to(self, count: int) -> None:
+        self.emitted = count
+        self.next_path = f"{ENTRIES}{count}"
+
+    def feed(self, frame: bytes | str) -> Iterable[Event]:
+        # The hot path: the next entry, added whole by a one-op frame, as the
+        # server sends logs, live or replayed. next_added() takes it if the entry
+        # has its usual shape; anything else (replacements, resends, malformed
+        # frames) takes the general path, parsed once.
+        try:
+            obj = loads(frame)
+        except JSONDecodeError:
+            return PatchDecoder.feed(self, frame)  # reports it
+        try:
+            (op,) = obj["JsonPatch"]
+            value = op["value"]
+            hot = op["path"] == self.next_path and op["op"] == "add"
+        except (LookupError, TypeError, ValueError):
+            hot = False
+        if hot:
+            events = self.next_added(value)
+            if events is not None:
+                return events
+        return self.feed_entry(obj)
+
+    def next_added(self, value: Any) -> tuple[Event, ...] | None:
+        """The events for the next entry, added whole, if it has the usual shape;
+        otherwise None, having changed nothing (the general path takes it)."""
+        return None
+
+    def feed_entry(self, obj: Any) -> Iterable[Event]:
+        # One ``add``/``replace`` of a known or the next entry per frame. Anything
+        # else takes the general path.
+        ops = obj.get("JsonPatch") if type(obj) is dict else None
+        if type(ops) is list and len(ops) == 1:
+            op = ops[0]
+            if type(op) is dict:
+                path = op.get("path")
+                value = op.get("value")
+                name = op.get("op")
+                if (
+                    (name == "add" or name == "replace")
+                    and type(path) is str
+                    and path.startswith(ENTRIES)
+                    and type(value) is dict
+                ):
+                    index = _index(path[_ENTRIES_LEN:])
+                    if index is not None and index <= self.emitted:
+                        out: list[Event] = []
+                        self.entry(index, value, name == "replace", out)
+                        if index == self.emitted:
+                            self.emitted_to(index + 1)
+                        return out
+        return self.feed_object(obj)
+
+    def apply(self, frame: Frame) -> list[Event]:
+        out: list[Event] = []
+        for op, path, value in ops_of(frame):
+            index = _index(split(path, ENTRIES))
+            if index is None or op not in ("add", "replace", "remove"):
+                self.unknown_path(op, path)
+                continue
+            if op == "remove":
+                continue
+            if type(value) is not dict:
+                self.diag.bad_frame("unexpected log entry", f"{path}: not an object")
+                continue
+            if index > self.emitted + MAX_AHEAD:
+                self.diag.bad_frame(
+                    "log entry far past the last one", f"{op} {path}: next is {self.emitted}"
+                )
+                continue
+            if index > self.emitted:
+                self.diag.warning(
+                    f"log entries {self.emitted}..{index - 1} never arrived; output has a gap there"
+                )
+            self.entry(index, value, op == "replace", out)
+            if index >= self.emitted:
+                self.emitted_to(index + 1)
+        return out
+
+    def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
+        raise NotImplementedError
+
+
+#: The raw entry types, and the stream each names.
+
+
+class ForgeRawDecoder(_EntriesDecoder):
+    """``{"type":"STDOUT"|"STDERR","content":...}`` → the bytes, verbatim."""
+
+    def next_added(self, value: Any) -> tuple[Event, ...] | None:
+        try:
+            content = value["content"]
+            stream = _STREAMS.get(value["type"]) if type(content) is str else None
+        except (LookupError, TypeError):
+            return None
+        if stream is None:
+            return None
+        self.emitted_to(self.emitted + 1)
+        return (RawChunk(content.encode(), stream),)
+
+    def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
+        if index < self.emitted:
+            return  # already written: raw output is never rewritten
+        content = value.get("content")
+        if type(content) is not str:
+            self.diag.bad_frame("unexpected log entry", f"entry {index}: no text content")
+            return
+        kind = value.get("type")
+        out.append(RawChunk(content.encode(), kind.lower() if type(kind) is str else None))
+
+
+class ForgeRawAsLogsDecoder(ForgeRawDecoder):
+    """Raw output shown as normalized entries (script processes have no normalized
+    stream once finished): one entry per line, stderr lines at level ``warn``."""
+
+    def __init__(self, diag: Diagnostics) -> None:
+        super().__init__(diag)
+        self.partial: dict[str, str] = {}
+        self.lines = 0  # lines emitted: each one's metadata.index, as entries have
+
+    next_added = _EntriesDecoder.next_added  # every entry is split into lines by entry()
+
+    def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
+        if index < self.emitted:
+            return
+        content = value.get("content")
+        kind = value.get("type")
+        if type(content) is not str or type(kind) is not str:
+            self.diag.bad_frame("unexpected log entry", f"entry {index}: no text content")
+            return
+        stream = kind.lower()
+        text = self.partial.pop(stream, "") + content
+        lines = text.split("\n")
+        if lines[-1]:
+            self.partial[stream] = lines[-1]
+        for line in lines[:-1]:
+            out.append(self._line(line, stream))
+
+    def _line(self, line: str, stream: str) -> LogEntry:
+        self.lines += 1
+        return _raw_line(line, stream, self.lines - 1)
+
+    def finish(self) -> list[Event]:
+        out: list[Event] = [self._line(rest, stream) for stream, rest in self.partial.items()]
+        self.partial.clear()
+        return out
+
+    def settled(self) -> list[Event]:
+        return self.finish()
+
+
+def _version_mark(doc: dict[str, Any]) -> int:
+    """Identifies one version of a normalized entry, within this process, by what
+    changes between versions: its text, level, source (tool) and status (hashing
+    them costs a fraction of serializing the server's entry)."""
+    meta = doc["metadata"]
+    details = meta.get("details")
+    mark = hash((doc["message"], doc["level"], doc["source"], meta.get("status")))
+    if details is None:
+        return mark
+    try:
+        text = orjson.dumps(details, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # nested deeper than orjson writes
+        text = deep_json(details, sort_keys=True)
+    return hash((mark, text))
+
+
+#: Version marks of entries that never arrived, and of entries that were not normalized.
+_GAP, _BAD = 0, 1
+
+
+class ForgeLogsDecoder(_EntriesDecoder):
+    """Normalized entries, each printed once it stops changing, or again as a new revision.
+
+    The server rewrites entries in place (``replace /entries/<n>``: streaming
+    assistant text, an error message read in two chunks), and a finished process's
+    history replays every version, the first ones included. So the newest entry is
+    held back until a later entry arrives, the stream ends or goes quiet
+    (:attr:`quiet_after`, only with ``follow``: without it the backlog settles
+    anyway): versions replaced meanwhile are never printed. A version replacing one
+    already printed is printed again, with the same ``metadata.index`` and the next
+    ``metadata.revision`` (0 first). A version seen before (the history resent after
+    a reconnect) is skipped.
+    """
+
+    def __init__(self, diag: Diagnostics, follow: bool = True) -> None:
+        super().__init__(diag)
+        #: mark of the first version seen of each entry (_GAP, _BAD for none), so
+        #: ``len(crcs) == emitted``; later versions' marks in ``more``
+        self.crcs = array("q")
+        self.more: dict[int, set[int]] = {}
+        #: 1 for each entry printed; revisions past 0 in ``revisions`` (memory stays
+        #: a byte per entry for the common case, an entry printed once)
+        self.printed = bytearray()
+        self.revisions: dict[int, int] = {}
+        #: the newest entry, normalized, held until it stops changing
+        self.pending: tuple[int, dict[str, Any]] | None = None
+        self.quiet_after = 0.25 if follow else None
+
+    def next_added(self, value: Any) -> tuple[Event, ...] | None:
+        # normalize_entry() and entry() inlined, for an entry of a kind whose level
+        # and source follow from the kind alone (most of an agent's output).
+        try:
+            content = value["content"]
+            kind = content["entry_type"]["type"]
+            message = content["content"]
+            timestamp = content["timestamp"]
+            plain = (
+                _PLAIN_KINDS.get(kind)
+                if value["type"] == "NORMALIZED_ENTRY"
+                and content.get("metadata") is None
+                and type(message) is str
+                and (timestamp is None or type(timestamp) is str)
+                else None
+            )
+        except (LookupError, TypeError):
+            return None
+        if plain is None:
+            return None
+        level, source = plain
+        crcs = self.crcs
+        index = self.emitted
+        if len(crcs) != index:
+            return None
+        crcs.append(hash((message, level, source, None)))  # _version_mark(doc)
+        self.emitted_to(index + 1)
+        pending = self.pending
+        self.pending = (
+            index,
+            {
+                "level": level,
+                "message": message,
+                "timestamp": timestamp,
+                "source": source,
+                "metadata": {"entryType": kind, "index": index, "revision": 0},
+            },
+        )
+        if pending is None:
+            return ()
+        printed = self.printed
+        if pending[0] == len(printed):  # the usual order: printed once, in turn
+            printed.append(1)
+            return (LogEntry(pending[1]),)
+        return (self._release(pending),)
+
+    def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
+        doc = normalize_entry(index, value)
+        mark = _BAD if doc is None else _version_mark(doc)
+        crcs = self.crcs
+        if index >= len(crcs):  # a new entry
+            while len(crcs) < index:
+                crcs.append(_GAP)
+            crcs.append(mark)
+        elif doc is None:
+            if crcs[index] == _BAD:
+                return  # reported when it first came: this is a resend
+        elif not self._new_version(index, mark):
+            return  # a version already seen: resent after a reconnect
+        if doc is None:
+            self.diag.bad_frame("unexpected log entry", f"entry {index}: not a NORMALIZED_ENTRY")
+            return
+        pending = self.pending
+        if pending is not None and pending[0] != index:
+            out.append(self._release(pending))
+        self.pending = (index, doc)
+
+    def _new_version(self, index: int, mark: int) -> bool:
+        if self.crcs[index] == mark:
+            return False
+        seen = self.more.setdefault(index, set())
+        if mark in seen:
+            return False
+        seen.add(mark)
+        return True
+
+    def _release(self, held: tuple[int, dict[str, Any]]) -> LogEntry:
+        """A held entry, to print: revision 0 the first time, the next one after."""
+        index, doc = held
+        printed = self.printed
+        if index < len(printed) and printed[index]:
+            revision = self.revisions[index] = self.revisions.get(index, 0) + 1
+            doc["metadata"]["revision"] = revision
+        else:
+            if index >= len(printed):
+                printed.extend(bytes(index + 1 - len(printed)))
+            printed[index] = 1
+        return LogEntry(doc)
+
+    def quiet(self) -> list[Event]:
+        pending = self.pending
+        if pending is None:
+            return []
+        self.pending = None
+        return [self._release(pending)]
+
+    def finish(self) -> list[Event]:
+        return self.quiet()

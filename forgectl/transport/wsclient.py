@@ -1,0 +1,97 @@
+"""WebSocket streams over websockets' asyncio client: the fallback transport.
+
+forgectl's own sans-I/O transport (:mod:`.sansio`) is faster; this one serves
+what it does not: HTTP and SOCKS proxies, and redirects. Same wire behaviour
+and the same errors (the mapping in :mod:`.handshake` is shared).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ..constants import MAX_MESSAGE_SIZE
+from .base import Channel, record_close
+from .endpoint import Endpoint, user_agent
+from .handshake import handshake_error
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
+
+class WebSocketChannel(Channel):
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    def receiver(self) -> Callable[[], Awaitable[list[bytes]]]:
+        # websockets' asyncio API has no public way to take what it has buffered
+        # without waiting: one message per batch.
+        recv = self.ws.recv
+
+        async def receive() -> list[bytes]:
+            return [await recv(False)]
+
+        return receive
+
+    def closed_by(self, exc: BaseException) -> None:
+        record_close(self, exc)
+
+    async def send(self, data: bytes) -> None:
+        await self.ws.send(data.decode())
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+
+    def abort(self) -> None:
+        transport = self.ws.transport
+        if transport is not None:
+            transport.abort()
+
+    def progress(self) -> int:
+        # Bytes buffered for the frame being received: a 64 MiB frame on a slow
+        # link is not silence.
+        try:
+            return len(self.ws.protocol.reader.buffer)
+        except AttributeError:
+            return 0
+
+
+async def open_websocket(
+    endpoint: Endpoint,
+    path: str,
+    query: dict[str, str] | None = None,
+    *,
+    what: str = "stream",
+    ping_interval: float | None = None,
+    ping_timeout: float | None = None,
+) -> WebSocketChannel:
+    """Open a WebSocket to ``path``; raise a :class:`ForgeError` on any failure."""
+    from websockets.asyncio.client import connect
+
+    url = endpoint.server.ws_url(path, endpoint.query(query))
+    shown = endpoint.server.ws_url(path, query)
+    kwargs: dict[str, Any] = {}
+    ctx = endpoint.ssl_context()
+    if ctx is not None:
+        kwargs["ssl"] = ctx
+    try:
+        ws = await connect(
+            url,
+            additional_headers=endpoint.headers(),
+            max_size=MAX_MESSAGE_SIZE,
+            open_timeout=endpoint.open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=2,
+            compression="deflate",
+            user_agent_header=user_agent(),
+            **kwargs,
+        )
+    except Exception as exc:
+        error = handshake_error(exc, shown, what, endpoint.open_timeout)
+        if error is None:
+            raise
+        raise error from None
+    return WebSocketChannel(ws)
