@@ -33,6 +33,10 @@ DEFAULT_OPEN_TIMEOUT = 10.0
 #: this long (the live streams have no end-of-history marker).
 DEFAULT_SETTLE = 0.5
 
+#: diff: how long to wait for the server's first diff update (computing a big
+#: attempt's diff takes the real server seconds).
+DEFAULT_FIRST_WAIT = 10.0
+
 #: Largest message accepted. Diffs of big attempts run to many MiB, and the 1 MiB
 #: default of websockets would cut them off; 256 MiB still stops a runaway peer from
 #: exhausting memory.

@@ -85,6 +85,22 @@ class ProtocolError(ForgeError):
     exit_code = ExitCode.PROTOCOL
 
 
+class MessageTooBig(ProtocolError):
+    """The server sent a message over the size limit (retrying would get it again)."""
+
+    def __init__(self, size: int | None, limit: int | None) -> None:
+        self.size = size
+        self.limit = limit
+        what = f"a message of {_mib(size)}" if size is not None else "a message"
+        over = f"the {_mib(limit)} limit" if limit is not None else "the size limit"
+        super().__init__(f"the server sent {what}, over {over} (--max-message-size MIB raises it)")
+
+
+def _mib(size: int) -> str:
+    mib = size / (1 << 20)
+    return f"{mib:.0f} MiB ({size:,} bytes)" if mib >= 1 else f"{size:,} bytes"
+
+
 class ConfigError(UsageError):
     """A config file or profile that cannot be used."""
 

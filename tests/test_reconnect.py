@@ -26,6 +26,7 @@ from reference_server import (
 
 from forgectl import ForgeClient
 from forgectl.cli.main import cli
+from forgectl.diagnostics import Diagnostics
 from forgectl.stream import StreamOptions
 
 pytestmark = pytest.mark.timeout(60)
@@ -117,19 +118,37 @@ def test_stale_peer_is_detected_and_reconnected(srv: ThreadedReferenceServer) ->
     assert result.exit_code == 0, result.stderr
     assert json_lines(result.stdout) == srv.processes[PROC_HOLD].logs
     (note,) = notes(result.stderr)
-    assert "connection lost: no data for 0.5 s (dead peer); reconnecting in" in note
+    assert "connection lost: nothing heard for 0.5 s (dead peer); reconnecting in" in note
 
 
-def test_accepting_but_silent_server_is_reconnected_with_follow(
-    srv: ThreadedReferenceServer,
-) -> None:
-    srv.faults.append(Fault(path=FINISHED_PATH, accept_then_silent=True))
-    result = invoke(srv.url, "logs", PROC_FINISHED, "--follow", "--stale-timeout", "0.5")
-    assert result.exit_code == 0, result.stderr
-    assert json_lines(result.stdout) == srv.processes[PROC_FINISHED].logs
-    (note,) = notes(result.stderr)
-    assert "no data for 0.5 s (dead peer)" in note
-    assert len(srv.accepted) == 2
+async def test_a_silent_server_that_answers_pings_is_not_taken_for_dead() -> None:
+    """Accepts, never sends a frame, but its WebSocket answers pings: alive,
+    however long the silence (issue 12: answered pings are not a dead peer)."""
+    scenario = hold_scenario()
+    async with ReferenceServer(scenario=scenario) as server:
+        server.faults.append(Fault(path=HOLD_PATH, accept_then_silent=True, times=None))
+        notes_seen: list[str] = []
+        options = StreamOptions(stale_timeout=1.0, ping_interval=60, backoff_initial=0.01)
+        async with ForgeClient(
+            server=server.url,
+            api="documented",
+            options=options,
+            diagnostics=Diagnostics(lambda level, line: notes_seen.append(line)),
+        ) as forge:
+
+            async def consume() -> None:
+                async for _ in forge.processes.stream_logs(PROC_HOLD):
+                    pass
+
+            task = asyncio.create_task(consume())
+            await server.wait_for_connections(1)
+            # Three stale timeouts of silence: pinged, answered, kept.
+            await asyncio.sleep(3.0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert len(server.accepted) == 1
+        assert notes_seen == []
 
 
 def test_no_reconnect_exits_3(srv: ThreadedReferenceServer) -> None:

@@ -20,13 +20,15 @@ from reference_server import (
 )
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.frames import Close, Frame, Opcode
-from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from forgectl.cli.main import cli
 from forgectl.constants import ENV_TRANSPORT
+from forgectl.diagnostics import Diagnostics
+from forgectl.dialects.base import Decoder, Dialect, Plan, StreamRequest
 from forgectl.errors import ForgeError, StreamLost
-from forgectl.transport import QUIET, Channel, Endpoint, default_transport, proxy_applies, sansio
+from forgectl.stream import Stream, StreamOptions
+from forgectl.transport import Channel, Endpoint, Route, default_transport, proxy_applies, sansio
 from forgectl.transport.wsclient import open_websocket
 from forgectl.urls import parse_server
 
@@ -223,23 +225,6 @@ async def test_abnormal_closure_is_stream_lost(kind: str, ending: bytes, text: s
             await drain(channel)
 
 
-async def test_frames_path_yields_quiet_and_frames() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await accept(reader, writer)
-        await asyncio.sleep(0.3)
-        writer.write(frame(Opcode.TEXT, b"a") + frame(Opcode.TEXT, b"b"))
-        await writer.drain()
-        await asyncio.sleep(0.3)
-        writer.write(frame(Opcode.CLOSE, Close(1000, "").serialize()))
-        await client_frames(ServerProtocol(), reader)
-
-    async with raw_server(handler) as port:
-        channel = await open_channel("sansio", endpoint(port))
-        got = [f async for f in channel.frames(0.1, first_wait=0.1)]
-    assert got == [QUIET, b"a", b"b", QUIET]
-    assert channel.close_code == 1000
-
-
 # -- backpressure ----------------------------------------------------------------------
 
 
@@ -282,48 +267,102 @@ async def test_slow_consumer_keeps_buffering_bounded() -> None:
 # -- keepalive -------------------------------------------------------------------------
 
 
-async def test_pings_are_sent_and_a_silent_peer_fails() -> None:
-    pings: list[Frame] = []
+@pytest.mark.parametrize("kind", TRANSPORTS)
+async def test_a_pong_is_a_sign_of_life_and_bytes_of_a_frame_are_not(kind: str) -> None:
+    """last_heard() moves on whole frames and pongs, never on a frame still arriving."""
+    pinged = asyncio.Event()
+    go_on = asyncio.Event()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         proto = await accept(reader, writer)
-        # Answers nothing (no pong, no data), and never closes.
-        pings.extend(f for f in await client_frames(proto, reader) if f.opcode is Opcode.PING)
+        while not pinged.is_set():
+            data = await reader.read(65536)
+            if not data:
+                return
+            proto.receive_data(data)
+            for out in proto.data_to_send():
+                writer.write(out)  # the pong
+            if any(
+                isinstance(e, Frame) and e.opcode is Opcode.PING for e in proto.events_received()
+            ):
+                pinged.set()
+        await go_on.wait()
+        whole = frame(Opcode.TEXT, b"x" * 1000)
+        writer.write(whole[:500])  # half a frame, and no more
+        await writer.drain()
         await asyncio.sleep(10)
 
     async with raw_server(handler) as port:
-        channel = await sansio.open_sansio(endpoint(port), PATH, ping_interval=0.05)
-        await asyncio.sleep(0.25)
-        await channel.close()
-    assert len(pings) >= 2
-
-    async with raw_server(handler) as port:
-        channel = await sansio.open_sansio(
-            endpoint(port), PATH, ping_interval=0.05, ping_timeout=0.2
-        )
+        channel = await open_channel(kind, endpoint(port))
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        with pytest.raises(StreamLost):
-            await drain(channel)
-        # Failed after 0.2 s of silence, then the 2 s close timeout: not the 10 s hang.
-        assert loop.time() - start < sansio.CLOSE_TIMEOUT + 1.5
+        opened = channel.last_heard()
+        await asyncio.sleep(0.05)
+        await channel.ping()
+        await asyncio.wait_for(pinged.wait(), 5)
+        deadline = loop.time() + 5
+        while channel.last_heard() == opened and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        ponged = channel.last_heard()
+        assert ponged > opened
+        go_on.set()
+        receive = asyncio.ensure_future(channel.receiver()())
+        deadline = loop.time() + 5
+        while channel.progress() == 0 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert channel.progress() > 0 or kind == "websockets"  # its buffer is private
+        assert channel.last_heard() == ponged
+        receive.cancel()
+        channel.abort()
 
 
-async def test_a_quiet_peer_that_answers_pings_stays_connected() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        proto = await accept(reader, writer)
-        while data := await reader.read(65536):
-            proto.receive_data(data)
-            for out in proto.data_to_send():
-                writer.write(out)  # pongs (no data frames, ever)
+async def test_a_quiet_peer_that_answers_pings_is_alive_and_a_mute_one_is_dead() -> None:
+    """The driver pings a silent link: a peer that pongs stays (past the stale
+    timeout), one that says nothing is dropped after it and reconnected."""
+    connections: list[str] = []
 
-    async with raw_server(handler) as port:
-        channel = await sansio.open_sansio(
-            endpoint(port), PATH, ping_interval=0.05, ping_timeout=0.2
-        )
-        await asyncio.sleep(0.8)
-        assert channel.link.ws.state is State.OPEN
-        await channel.close()
+    def handler_for(answer: bool) -> Any:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            proto = await accept(reader, writer)
+            connections.append("open")
+            while data := await reader.read(65536):
+                if answer:
+                    proto.receive_data(data)
+                    for out in proto.data_to_send():
+                        writer.write(out)  # pongs; never a data frame
+
+        return handler
+
+    class Silent(Decoder):
+        def feed(self, frame: bytes | str) -> list[Any]:
+            return []
+
+    class OneRoute(Dialect):
+        async def plan(self, request: StreamRequest, endpoint: Endpoint, diag: Diagnostics) -> Plan:
+            return Plan(Route(PATH), Silent(), "test stream")
+
+    notes: list[str] = []
+    options = StreamOptions(stale_timeout=1.0, ping_interval=60, backoff_initial=0.01)
+    for answer in (True, False):
+        connections.clear()
+        async with raw_server(handler_for(answer)) as port:
+            stream = Stream(
+                OneRoute(),
+                StreamRequest("logs", "p", follow=True),
+                endpoint(port),
+                options,
+                Diagnostics(lambda level, line: notes.append(line)),
+            )
+            task = asyncio.ensure_future(stream.pump(lambda event: None))
+            await asyncio.sleep(2.5)  # over two stale timeouts
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if answer:
+            assert connections == ["open"], notes
+            assert notes == []
+        else:
+            assert len(connections) >= 2, notes
+            assert "nothing heard for 1 s (dead peer)" in notes[0]
 
 
 async def test_close_is_a_normal_closure() -> None:

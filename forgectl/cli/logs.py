@@ -132,7 +132,7 @@ def logs(
     mode = output or ("raw" if raw else app.output_mode(None))
     request = StreamRequest("raw" if raw else "logs", process_id, follow=follow)
     options = app.stream_options(kwargs)
-    options.mark_backlog = tail is not None
+    options.mark_backlog = options.tail_history = tail is not None
     renderer = app.renderer(mode, color, timestamps=timestamps)
     pipeline = Pipeline()
     if raw:

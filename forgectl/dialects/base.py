@@ -51,9 +51,20 @@ class Decoder:
     #: An app-level heartbeat frame to send every ping interval (documented dialect).
     app_ping: bytes | None = None
     #: When set, :meth:`quiet` is called once the stream has been silent this long
-    #: after a burst of frames (used to coalesce bursts and to find the end of a
-    #: snapshot). Costs a timer per frame, so fast paths leave it None.
+    #: after a frame (used to coalesce bursts and to find the end of a snapshot).
+    #: Costs a timer per network read, so fast paths leave it None.
     quiet_after: float | None = None
+    #: When set, :meth:`quiet` is also called this long after a connection opens
+    #: if no frame comes at all.
+    first_quiet: float | None = None
+    #: The decoder itself marks where the history ends (it emits
+    #: :data:`~forgectl.events.BACKLOG_END`: a snapshot frame, a ``Ready`` marker),
+    #: so the driver's timing rule is not needed.
+    knows_history: bool = False
+    #: Set by :meth:`feed` when this connection's feed is known to be incomplete
+    #: (an entry index skipped...): why. The driver then opens a fresh connection
+    #: at once, and the server resends everything.
+    resync: str | None = None
 
     def connected(self) -> None:
         """A (re)connection opened."""

@@ -2,7 +2,8 @@
 
 One loop serves every command and every dialect::
 
-    socket → channel.frames() → decoder.feed() → events (→ filters → renderer)
+    socket → channel (transport) → Connection: decoder.feed() → events
+           (→ pipeline → renderer)
 
 Reconnects follow the spec's strategy (1 s doubling to 30 s, with jitter, reset
 once a connection delivers). The decoder decides what a resent history means,
@@ -12,40 +13,23 @@ so output stays exactly-once across reconnects.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING
 
 from ..constants import BACKOFF_INITIAL
 from ..errors import ConnectError, ForgeError, NotFoundError, StreamLost
-from ..events import BACKLOG_END, Event
-from ..transport import Channel, Quiet, Transport, default_transport
+from ..events import Event
+from ..transport import Channel, Transport, default_transport
 from .backoff import Backoff
-from .history import _HistoryEnd
+from .connection import Connection, Outcome
+from .history import Boundary, SettledHistory, TailHistory
 from .options import StreamOptions
-from .watchdog import _LinkState, _watchdog
+from .watchdog import Watch, watchdog
 
 if TYPE_CHECKING:
     from ..diagnostics import Diagnostics
     from ..dialects.base import Dialect, Plan, StreamRequest
     from ..transport import Endpoint
-
-
-def _traced(
-    feed: Callable[[bytes | str], Iterable[Event]], diag: Diagnostics
-) -> Callable[[bytes | str], Iterable[Event]]:
-    """``feed``, tracing each frame's size and start on stderr (``-vv``)."""
-
-    def traced(frame: bytes | str) -> Iterable[Event]:
-        head = frame[:100]
-        text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
-        more = "…" if len(frame) > len(head) else ""
-        diag.trace(
-            f"frame, {len(frame)} {'bytes' if isinstance(frame, bytes) else 'characters'}: {text!r}{more}",
-            2,
-        )
-        return feed(frame)
-
-    return traced
 
 
 async def _close_quickly(channel: Channel, timeout: float = 0.5) -> None:
@@ -86,8 +70,7 @@ class Stream:
             self.endpoint,
             route,
             what=plan.what,
-            ping_interval=self.options.ping_interval,
-            ping_timeout=self.options.stale_timeout,
+            max_size=self.options.max_message_size,
             trace=self.diag.trace,
         )
 
@@ -147,157 +130,95 @@ class Stream:
                 await asyncio.sleep(delay)
 
     def __aiter__(self) -> AsyncGenerator[Event, None]:
-        return self._drive(None)
+        return self._events()
+
+    async def _events(self) -> AsyncGenerator[Event, None]:
+        async for batch in self._batches():
+            for event in batch:
+                yield event
 
     async def pump(self, sink: Callable[[Event], object]) -> None:
-        """Deliver every event to ``sink`` until the stream ends.
+        """Deliver every event to ``sink`` until the stream ends: iteration minus
+        a generator hop per event (the CLI's path when nothing stops it early)."""
+        async for batch in self._batches():
+            for event in batch:
+                sink(event)
 
-        The same driver as iteration, minus a generator hop per event: the
-        CLI's hot path when no filter needs to stop the stream early.
-        """
-        async for _ in self._drive(sink):
-            pass  # the driver yields nothing when it has a sink
-
-    async def _drive(self, sink: Callable[[Event], object] | None) -> AsyncGenerator[Event, None]:
+    async def _batches(self) -> AsyncGenerator[list[Event], None]:
+        """The one path from connections to events: each connection's batches,
+        over reconnects."""
         loop = asyncio.get_running_loop()
-        if self.options.wait_start:
-            self._start_deadline = loop.time() + self.options.wait_start
+        options = self.options
+        if options.wait_start:
+            self._start_deadline = loop.time() + options.wait_start
         plan = self.plan = await self._plan(self._start_deadline)
-        decoder = plan.decoder
-        backoff = Backoff(self.options.backoff_initial)
-        backlog_owed = self.options.mark_backlog
+        backoff = Backoff(options.backoff_initial)
         first = True
-        retry_for = self.options.retry_for
+        retry_for = options.retry_for
         deadline = None if retry_for is None else loop.time() + retry_for
         settle = not self.request.follow
+        history_owed = settle or options.mark_backlog
+        resync = False
         while True:
-            channel, plan = await self._connect(plan, backoff, first, deadline)
+            if resync:  # at once: the decoder asked for the history again
+                channel = await self._open(plan)
+            else:
+                channel, plan = await self._connect(plan, backoff, first, deadline)
             if plan is not self.plan:
                 self.plan = plan
-                decoder = plan.decoder
+            decoder = plan.decoder
             first = False
             deadline = None
             self.dialect.connected(self.diag)
             self._channel = channel
             decoder.connected()
-            state = _LinkState()
             opened_at = loop.time()
-            quiet_after = decoder.quiet_after
-            if settle and quiet_after is not None:
-                quiet_after = min(quiet_after, self.options.settle)
-            if backlog_owed and not settle:
-                quiet_after = min(quiet_after or self.options.settle, self.options.settle)
-            watchdog = asyncio.create_task(
-                _watchdog(
-                    channel,
-                    decoder,
-                    state,
-                    self.options,
-                    settle and quiet_after is None,
-                    self.diag,
-                    backlog=backlog_owed and not settle,
-                )
+            history: Boundary | None = None
+            if history_owed and not decoder.knows_history:
+                rule = TailHistory if options.tail_history and not settle else SettledHistory
+                history = rule(opened_at, options.settle, options.first_frame_wait)
+            connection = Connection(
+                channel,
+                decoder,
+                self.diag,
+                history=history,
+                settle=settle,
+                mark=options.mark_backlog,
             )
+            watch = Watch()
+            dog = asyncio.create_task(watchdog(channel, decoder, options, self.diag, watch))
             lost: StreamLost | None = None
-            history: _HistoryEnd | None = None
             try:
-                recv = channel.receiver() if quiet_after is None else None
-                feed: Callable[[bytes | str], Iterable[Event]] = decoder.feed
-                if self.diag.verbose >= 2:
-                    feed = _traced(feed, self.diag)
-                if recv is not None:
-                    # The hot path: no timer, no generator between socket and
-                    # decoder, one await per batch of frames.
-                    try:
-                        while True:
-                            batch = await recv()
-                            state.frames += len(batch)
-                            if sink is None:
-                                for data in batch:
-                                    for event in feed(data):
-                                        yield event
-                                    if decoder.done:
-                                        break
-                            else:
-                                for data in batch:
-                                    for event in feed(data):
-                                        sink(event)
-                                    if decoder.done:
-                                        break
-                            if decoder.done:
-                                break
-                    except StreamLost:
-                        raise
-                    except Exception as exc:
-                        channel.closed_by(exc)
-                else:
-                    if quiet_after is None:
-                        first_wait = None
-                    elif decoder.quiet_after is not None:
-                        first_wait = self.options.first_frame_wait
-                    else:  # only the backlog marker is owed
-                        first_wait = self.options.settle
-                    history = _HistoryEnd(state) if backlog_owed and not settle else None
-                    async for frame in channel.frames(quiet_after, first_wait):
-                        if isinstance(frame, Quiet):
-                            quiet = list(decoder.settled() if settle else decoder.quiet())
-                            if history is not None:
-                                quiet = [*history.flush(), *quiet, BACKLOG_END]
-                                history = None
-                                backlog_owed = False
-                            for event in quiet:
-                                if sink is None:
-                                    yield event
-                                else:
-                                    sink(event)
-                            if settle:
-                                decoder.done = True
-                            if decoder.done:
-                                break
-                            continue
-                        state.frames += 1
-                        if history is None:
-                            events = feed(frame)
-                        elif state.backlog_over:  # before this frame (it trickled in)
-                            events = [*history.over(), *feed(frame)]
-                            history = None
-                            backlog_owed = False
-                        else:
-                            events = history.frame(feed(frame), loop.time())
-                        for event in events:
-                            if sink is None:
-                                yield event
-                            else:
-                                sink(event)
-                        if decoder.done:
-                            break
+                async for batch in connection.batches():
+                    yield batch
             except StreamLost as exc:
                 lost = exc
             except BaseException:
                 # Ctrl-C, SIGTERM, or a consumer that stopped iterating: leave the
                 # server a normal close (1000), without waiting long for it.
-                watchdog.cancel()
+                dog.cancel()
                 await _close_quickly(channel)
                 raise
             finally:
-                watchdog.cancel()
+                dog.cancel()
                 self._channel = None
-            if history is not None:  # the stream ended or broke in its history
-                for event in history.flush():
-                    if sink is None:
-                        yield event
-                    else:
-                        sink(event)
-            if decoder.done:
-                await channel.close()
+            outcome = connection.outcome
+            if lost is None and outcome is Outcome.DONE:
+                await _close_quickly(channel)
                 return
-            if state.settled:
-                for event in decoder.settled():
-                    if sink is None:
-                        yield event
-                    else:
-                        sink(event)
+            if lost is None and outcome is Outcome.SETTLED:
+                await _close_quickly(channel)
+                tail = list(decoder.settled())
+                if tail:
+                    yield tail
                 return
+            resync = lost is None and outcome is Outcome.RESYNC
+            if resync:
+                self.diag.trace(f"{decoder.resync}: reading the history again")
+                decoder.resync = None
+                await _close_quickly(channel)
+                history_owed = settle or options.mark_backlog
+                continue
             if lost is None:
                 code = channel.close_code
                 if decoder.end_on_close and code == 1000:
@@ -307,14 +228,14 @@ class Stream:
                     if code is not None
                     else "connection closed"
                 )
-            if state.stale:
-                lost = StreamLost(f"no data for {self.options.stale_timeout:g} s (dead peer)")
-            if not self.options.reconnect:
+            if watch.stale:
+                lost = StreamLost(f"nothing heard for {options.stale_timeout:g} s (dead peer)")
+            if not options.reconnect:
                 raise StreamLost(f"connection lost: {lost}")
             # The spec resets the delay once a connection opens; a connection that
             # delivered nothing and died at once does not count (a server that
             # accepts and drops must not be hammered every second).
-            if state.frames or loop.time() - opened_at >= BACKOFF_INITIAL:
+            if connection.frames or loop.time() - opened_at >= BACKOFF_INITIAL:
                 backoff.reset()
             if deadline is None and retry_for is not None:
                 deadline = loop.time() + retry_for

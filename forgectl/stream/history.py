@@ -1,62 +1,290 @@
-"""Where the history a server sends on connecting ends, and live output begins."""
+"""Where the history a server sends on connecting ends, and live output begins.
+
+Servers resend a stream's history on every connection, then go on live, and
+neither the documented API nor the real server (0.7.4) marks where one ends:
+`logs` without `--follow` must stop after the history, `--follow --tail N` must
+keep N lines of it, `monitor --until-idle` must know when it has seen it all.
+(A decoder that knows the boundary, from a snapshot frame or a ``Ready``
+marker, says so instead, and this rule is not used.)
+
+The rule reads the link, not the producer. A server writes its history as fast
+as it can: the batches of frames the client reads come back to back, the client
+hardly waiting for the next one. Live output comes at the producer's pace, so
+the first wait clearly longer than those of the history (:data:`RATIO` times
+their mean, and at least :data:`FLOOR`) is where the history may have ended —
+a *candidate* cut. It stands once :data:`CONFIRM` more batches came at a live
+pace, or once ``settle`` seconds pass without the burst resuming; a batch that
+comes back to back again (the server paused in the middle of its history)
+rejects it, and a wait :data:`RATIO` times longer still takes its place. A history followed by silence ends ``settle`` seconds after its
+last frame; an empty one, when no frame comes within ``first_wait`` seconds, or
+when the first frame comes late and those after it at the same pace. A producer
+too fast for any of that (the client waiting for data most of the last
+``settle`` seconds, with no candidate) ends it where it stands.
+
+Whatever is decided, the output stays contiguous: every frame after the cut is
+live output and passes on in full, so `--tail` never loses a live line, and a
+late cut moves a few live lines into the tail, never out of the output. Only
+the batches since a candidate cut are held; everything before it is history
+for sure and passes on at once.
+"""
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
 
-from ..events import BACKLOG_END, Event
-from .watchdog import TRICKLE, _LinkState
+#: A wait this many times the history's mean wait is a candidate end of it ...
+RATIO = 4.0
+#: ... if it is at least this long (seconds) ...
+FLOOR = 0.0001
+#: ... or this long, when nothing yet tells the history's pace (one frame so far).
+FIRST_FLOOR = 0.001
+#: A first frame this long after opening may be live: the history may be empty.
+EMPTY = 0.02
+#: Batches at a live pace after a candidate cut that make it stand.
+CONFIRM = 2
+#: Seconds per window of the settled rule.
+WINDOW = 0.05
+#: Bytes arriving in a window (or while waiting for a batch) that make it busy.
+BUSY_BYTES = 256 * 1024
 
 
-class _HistoryEnd:
-    """Where the history ends, for ``--follow --tail``, when live output trickles in.
+#: Where the history ends, among the batches :class:`HistoryBoundary` hands back
+#: (an empty batch, told apart by identity).
+CUT: list[bytes] = []
 
-    The watchdog calls two ticks of at most TRICKLE frames a trickle: live output,
-    so the history ended before them. Live frames may also have come in the tick
-    of the burst's end, after it: the first pause of BURST_GAP before the trickle
-    marks where the burst really ended. So the last 3 x TRICKLE frames' events
-    are held back (for half a second at most) until the end of the history is known.
+Batches = list[list[bytes]]
+
+
+class Boundary:
+    """Fed every batch of frames of one connection; tells when its history is over.
+
+    It holds frames, not events, so that the decoder only ever sees frames of one
+    side of the cut at a time (a decoder that holds an entry back would otherwise
+    release history as live output). :meth:`batch` and :meth:`wait` (time spent
+    waiting without a batch) return the batches to feed now: history for sure at
+    once, the rest once the history is over, with :data:`CUT` where it ends;
+    :attr:`over` is then true. :meth:`due` says when to call :meth:`wait` if no
+    frame comes.
     """
 
-    #: A pause this long between two frames ends a burst.
-    BURST_GAP = 0.05
+    over = False
 
-    def __init__(self, state: _LinkState) -> None:
-        self.state = state
-        #: (arrival time, watchdog tick, events) of the latest frames
-        self.held: deque[tuple[float, int, list[Event]]] = deque()
-        self.before = -math.inf  # arrival time of the last frame passed on
+    def due(self) -> float:
+        raise NotImplementedError
 
-    def frame(self, events: Iterable[Event], now: float) -> list[Event]:
-        """One frame's events; returns those of the frames that cannot be live."""
-        held = self.held
-        held.append((now, self.state.tick, list(events)))
-        out: list[Event] = []
-        while len(held) > 3 * TRICKLE:
-            self.before, _, old = held.popleft()
-            out.extend(old)
+    def batch(self, arrived: float, waited: float, received: int, frames: list[bytes]) -> Batches:
+        """A batch of frames that the client waited ``waited`` seconds for, while
+        ``received`` bytes arrived (a big frame arriving is not waiting)."""
+        raise NotImplementedError
+
+    def wait(self, since: float, now: float) -> Batches:
+        """The client waited from ``since`` to ``now`` and no frame came."""
+        out: Batches = []
+        if not self.over and now >= self.due():
+            self._end(out)
         return out
 
-    def over(self) -> list[Event]:
-        """The trickle was called: the history, the marker, then what was live."""
-        frames = list(self.held)
-        self.held.clear()
-        live_from = self.state.live_from
-        cut = next((i for i, f in enumerate(frames) if f[1] >= live_from), len(frames))
-        previous = self.before
-        for i, (at, _, _) in enumerate(frames[:cut]):
-            if at - previous >= self.BURST_GAP and previous > -math.inf:
-                cut = i
-                break
-            previous = at
-        out = [event for _, _, events in frames[:cut] for event in events]
-        out.append(BACKLOG_END)
-        out.extend(event for _, _, events in frames[cut:] for event in events)
+    def flush(self) -> Batches:
+        """The stream ended (or broke) before its history was decided: all of it."""
+        return []
+
+    def _end(self, out: Batches) -> None:
+        self.over = True
+        out.append(CUT)
+
+
+class SettledHistory(Boundary):
+    """The end of the history, late rather than early: without ``--follow`` (what
+    has been logged so far) and for ``--until-idle`` (every process seen).
+
+    A window of :data:`WINDOW` seconds is *busy* when the client waited for data
+    less than half of it (the server writing its history faster than the client
+    reads), or when :data:`BUSY_BYTES` arrived in it. The history is over once
+    ``settle`` seconds pass without a busy window, and not before ``2 × settle``
+    after the first frame (a slow server's short history trickles in); the
+    frames that came until then are all taken: a late end only adds what was
+    logged meanwhile. Junk, a frame trickling in, a producer at any pace the
+    client keeps up with, leave no busy window: it returns within about a second.
+    """
+
+    def __init__(self, opened_at: float, settle: float, first_wait: float) -> None:
+        self.opened_at = opened_at
+        self.settle = settle
+        self.first_wait = first_wait
+        self.first_at: float | None = None
+        self.over = False
+        self._window = 0  # the window being measured, from the first frame
+        self._waited = 0.0
+        self._received = 0
+        self._busy_until = 0.0  # the end of the last busy window
+
+    def due(self) -> float:
+        if self.over:
+            return math.inf
+        if self.first_at is None:
+            return self.opened_at + self.first_wait
+        return max(self.first_at + 2 * self.settle, self._busy_until + self.settle)
+
+    def batch(self, arrived: float, waited: float, received: int, frames: list[bytes]) -> Batches:
+        if self.over:
+            return [frames]
+        out: Batches = []
+        if self.first_at is None:
+            self.first_at = arrived
+            self._busy_until = arrived
+        else:
+            self._account(arrived - waited, arrived, received)
+            if arrived >= self.due():
+                self._end(out)
+        out.append(frames)
         return out
 
-    def flush(self) -> list[Event]:
-        out = [event for _, _, events in self.held for event in events]
-        self.held.clear()
+    def wait(self, since: float, now: float) -> Batches:
+        if self.first_at is not None and not self.over:
+            self._account(since, now, 0)
+        return super().wait(since, now)
+
+    def _account(self, start: float, end: float, received: int) -> None:
+        """A wait from ``start`` to ``end`` (``received`` bytes arriving meanwhile),
+        spread over the windows it spans; judge each window that ends."""
+        assert self.first_at is not None
+        while True:
+            window_start = self.first_at + self._window * WINDOW
+            window_end = window_start + WINDOW
+            part = max(0.0, min(end, window_end) - max(start, window_start))
+            if end < window_end:
+                self._waited += part
+                self._received += received
+                return
+            self._waited += part
+            self._received += received
+            received = 0
+            if self._waited < WINDOW / 2 or self._received >= BUSY_BYTES:
+                self._busy_until = window_end
+            self._window += 1
+            self._waited = 0.0
+            self._received = 0
+
+
+class TailHistory(Boundary):
+    """The end of the history, early rather than late: for ``--follow --tail``,
+    where a late cut would move live lines into the tail and out of the output."""
+
+    def __init__(self, opened_at: float, settle: float, first_wait: float) -> None:
+        self.opened_at = opened_at
+        self.settle = settle
+        self.first_wait = first_wait
+        self.first_at: float | None = None
+        self.last_at = opened_at
+        self.over = False
+        #: the batches from the candidate cut on, held
+        self._held: deque[list[bytes]] = deque()
+        self._cand_at: float | None = None  # when the candidate batch arrived
+        self._cand_gap = 0.0
+        self._confirmed = 0
+        self._sum = 0.0  # the waits between the history's frames (0 within a batch)
+        self._count = 0
+        #: (arrival, wait) of the batches of the last ``settle`` seconds, and their sum
+        self._waits: deque[tuple[float, float]] = deque()
+        self._wait_sum = 0.0
+
+    def due(self) -> float:
+        """When the history is over if no frame comes (loop time)."""
+        if self.over:
+            return math.inf
+        if self.first_at is None:
+            return self.opened_at + self.first_wait
+        if self._cand_at is not None:
+            return self._cand_at + self.settle
+        return self.last_at + self.settle
+
+    def batch(self, arrived: float, waited: float, received: int, frames: list[bytes]) -> Batches:
+        if received >= BUSY_BYTES:  # the wait was a big frame arriving
+            waited = 0.0
+        if self.over:
+            return [frames]
+        out: Batches = []
+        if self.first_at is None:
+            self.first_at = arrived
+            self.last_at = arrived
+            gap = arrived - self.opened_at
+            if gap >= EMPTY:  # late: perhaps live output, and no history at all
+                self._candidate(arrived, gap, frames)
+            else:
+                self._count += len(frames) - 1  # read together: no wait between them
+                out.append(frames)
+            return out
+        if arrived >= self.due():  # the history ended in the silence before this batch
+            self._end(out)
+            out.append(frames)
+            return out
+        self.last_at = arrived
+        mean = self._sum / self._count if self._count else 0.0
+        if self._cand_at is not None:
+            # Back to back again (the history's pace): the server had only paused.
+            paced = max(FLOOR, mean * RATIO) if self._count else self._cand_gap / (2 * RATIO)
+            if waited < paced:
+                self._sum += self._cand_gap + waited
+                self._count += len(frames) + 1
+                self._cand_at = None
+                out.extend(self._held)
+                self._held.clear()
+                out.append(frames)
+                return out
+            if waited >= RATIO * self._cand_gap:
+                # A far longer wait: that one was a pause within the history, this
+                # is the candidate now.
+                self._sum += self._cand_gap
+                self._count += sum(map(len, self._held))
+                out.extend(self._held)
+                self._held.clear()
+                self._candidate(arrived, waited, frames)
+                return out
+            self._held.append(frames)
+            self._confirmed += 1
+            if self._confirmed >= CONFIRM:
+                self._end(out)
+            return out
+        if waited >= (FLOOR if self._count else FIRST_FLOOR) and waited >= mean * RATIO:
+            self._candidate(arrived, waited, frames)
+            return out
+        self._sum += waited
+        self._count += len(frames)
+        out.append(frames)
+        if self._too_fast(arrived, waited):
+            self._end(out)
         return out
+
+    def flush(self) -> Batches:
+        """The stream ended (or broke) before its history was decided: all of it."""
+        out = list(self._held)
+        self._held.clear()
+        self._cand_at = None
+        return out
+
+    def _candidate(self, arrived: float, gap: float, frames: list[bytes]) -> None:
+        self._cand_at = arrived
+        self._cand_gap = gap
+        self._confirmed = 0
+        self._held.append(frames)
+
+    def _too_fast(self, arrived: float, waited: float) -> bool:
+        """No candidate, yet the client waited for data most of the last ``settle``
+        seconds: live output faster than any pause rule can see."""
+        waits = self._waits
+        waits.append((arrived, waited))
+        self._wait_sum += waited
+        start = arrived - self.settle
+        while waits[0][0] < start:
+            self._wait_sum -= waits.popleft()[1]
+        assert self.first_at is not None
+        return arrived - self.first_at >= self.settle and self._wait_sum >= self.settle / 2
+
+    def _end(self, out: Batches) -> None:
+        """The history is over: the cut, then what was held (live output)."""
+        self.over = True
+        out.append(CUT)
+        out.extend(self._held)
+        self._held.clear()
+        self._cand_at = None

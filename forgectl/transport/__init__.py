@@ -17,17 +17,15 @@ import os
 from collections.abc import Callable
 from typing import Literal
 
-from ..constants import ENV_TRANSPORT
-from .base import QUIET, Channel, Quiet, Route, record_close
+from ..constants import ENV_TRANSPORT, MAX_MESSAGE_SIZE
+from .base import Channel, Route, record_close
 from .endpoint import Endpoint, user_agent
 from .handshake import connect_error, handshake_error, status_error
 from .proxy import proxy_applies
 
 __all__ = [
-    "QUIET",
     "Channel",
     "Endpoint",
-    "Quiet",
     "Route",
     "Transport",
     "connect_error",
@@ -60,10 +58,12 @@ class Transport:
         route: Route,
         *,
         what: str,
-        ping_interval: float | None,
-        ping_timeout: float | None,
+        max_size: int = MAX_MESSAGE_SIZE,
         trace: Callable[[str], None] | None = None,
     ) -> Channel:
+        """A channel for ``route``; raise a :class:`~forgectl.errors.ForgeError`
+        (with its exit code) when it cannot be opened. Heartbeats are the
+        driver's: the channel only answers pings and sends those asked for."""
         if route.sse:
             from .sse import open_sse
 
@@ -73,26 +73,14 @@ class Transport:
 
             try:
                 return await open_sansio(
-                    endpoint,
-                    route.path,
-                    route.query,
-                    what=what,
-                    ping_interval=ping_interval,
-                    ping_timeout=ping_timeout,
+                    endpoint, route.path, route.query, what=what, max_size=max_size
                 )
             except Redirected:
                 if trace is not None:
                     trace("redirected: following it with websockets' client")
         from .wsclient import open_websocket
 
-        return await open_websocket(
-            endpoint,
-            route.path,
-            route.query,
-            what=what,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-        )
+        return await open_websocket(endpoint, route.path, route.query, what=what, max_size=max_size)
 
     def _sansio(self, url: str) -> bool:
         if self.websocket == "auto":

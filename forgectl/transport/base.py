@@ -1,19 +1,18 @@
 """What every transport gives the stream driver: a channel of frames.
 
 A :class:`Channel` is one open connection. The driver takes frames from it in
-batches (:meth:`Channel.receiver`) or one by one with silence markers
-(:meth:`Channel.frames`), and closes or aborts it. Transports never decode
-frames and never retry: decoding is the dialects' job, retrying the driver's.
+batches (:meth:`Channel.receiver`), and closes or aborts it. Transports never
+decode frames and never retry: decoding is the dialects' job, retrying the
+driver's.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import StreamLost
+from ..errors import MessageTooBig, StreamLost
 
 if TYPE_CHECKING:
     from websockets.exceptions import ConnectionClosed
@@ -28,51 +27,42 @@ class Route:
     sse: bool = False
 
 
-class Quiet:
-    """Marker yielded by a channel when the stream has been silent a while."""
-
-
-QUIET = Quiet()
-
-
 class Channel:
-    """One open connection delivering frames."""
+    """One open connection delivering frames.
+
+    The driver takes frames in batches from :meth:`receiver`, asks
+    :meth:`last_heard` whether the peer is alive and :meth:`ping` to find out,
+    and ends with :meth:`close` (a normal close) or :meth:`abort`.
+    """
 
     close_code: int | None = None
     close_reason: str = ""
 
-    async def frames(
-        self, quiet_after: float | None, first_wait: float | None = None
-    ) -> AsyncIterator[bytes | str | Quiet]:
-        """Frames until a clean close; :data:`QUIET` after ``quiet_after`` s of
-        silence following a frame (or ``first_wait`` s before the first one).
-        Raises :class:`StreamLost` when the link breaks.
+    def receiver(self) -> Callable[[], Awaitable[list[bytes]]]:
+        """A coroutine function returning the next frames: every complete message
+        buffered, waiting only when there is none (one await per network read,
+        not per message). The driver calls :meth:`closed_by` with what it raises."""
+        raise NotImplementedError
 
-        Built on :meth:`receiver` (a channel without one overrides this)."""
-        receive = self.receiver()
-        assert receive is not None
-        try:
-            owed = first_wait is not None
-            wait = first_wait
-            while True:
-                if owed:
-                    try:
-                        async with asyncio.timeout(wait):
-                            batch = await receive()
-                    except TimeoutError:
-                        owed = False
-                        yield QUIET
-                        continue
-                else:
-                    batch = await receive()
-                owed = quiet_after is not None
-                wait = quiet_after
-                for frame in batch:
-                    yield frame
-        except StreamLost:
-            raise
-        except Exception as exc:
-            self.closed_by(exc)
+    def closed_by(self, exc: BaseException) -> None:
+        """Record how the link closed; raise :class:`StreamLost` unless cleanly."""
+        raise StreamLost(str(exc))
+
+    def last_heard(self) -> float:
+        """When the peer last said anything (loop time): a frame, a pong, a keep-alive.
+        Bytes of a frame still arriving do not count."""
+        raise NotImplementedError
+
+    async def ping(self) -> None:
+        """Ask the peer for a sign of life (a protocol ping), if the protocol has one."""
+
+    def progress(self) -> int:
+        """Bytes of a frame not yet complete (0 when none is arriving)."""
+        return 0
+
+    def received(self) -> int:
+        """Bytes received so far (0 when the transport cannot tell)."""
+        return 0
 
     async def send(self, data: bytes) -> None:
         raise NotImplementedError
@@ -82,22 +72,6 @@ class Channel:
 
     def abort(self) -> None:
         raise NotImplementedError
-
-    def progress(self) -> int:
-        """A number that changes while bytes of a frame not yet complete arrive."""
-        return 0
-
-    def receiver(self) -> Callable[[], Awaitable[list[bytes]]] | None:
-        """A coroutine function returning the next frames, for the hot path: every
-        complete message buffered, waiting only when there is none (one await per
-        network read, not per message). The driver calls :meth:`closed_by` with the
-        ``ConnectionClosed`` it raises. None when frames only come through
-        :meth:`frames`."""
-        return None
-
-    def closed_by(self, exc: BaseException) -> None:
-        """Record how the link closed; raise :class:`StreamLost` unless cleanly."""
-        raise StreamLost(str(exc))
 
 
 def record_close(channel: Channel, exc: BaseException) -> None:
@@ -110,6 +84,10 @@ def record_close(channel: Channel, exc: BaseException) -> None:
     rcvd = exc.rcvd
     channel.close_code = rcvd.code if rcvd is not None else None
     channel.close_reason = rcvd.reason if rcvd is not None else ""
+    sent = exc.sent
+    if sent is not None and sent.code == 1009:  # we refused a message over the limit
+        cause = exc.__cause__
+        raise MessageTooBig(getattr(cause, "size", None), getattr(cause, "max_size", None))
     if not isinstance(exc, ConnectionClosedOK):
         raise StreamLost(_close_text(exc)) from None
 

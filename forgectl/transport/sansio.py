@@ -8,7 +8,7 @@ the driver takes them as one batch: one await per read, not per message.
 Same wire behaviour as :func:`forgectl.transport.wsclient.open_websocket`: the same
 request headers, permessage-deflate offered, the same message size limit, the
 same handshake errors (the mapping is shared), answers to the server's pings,
-pings of our own, a 2 s close handshake. Reading pauses while more than
+pings when the driver asks, a 2 s close handshake. Reading pauses while more than
 :data:`HIGH_WATER` bytes of complete messages wait for the consumer, so a slow
 stdout keeps memory bounded. Frames are never decoded: bad UTF-8 is the
 decoder's business, not a reason to drop the link.
@@ -70,8 +70,10 @@ class _Link(asyncio.Protocol):
         #: The fragments of a message being reassembled, and their size.
         self.parts: list[BytesLike] = []
         self.partial = 0
-        #: Set by the keepalive after a ping: resolved by the next bytes read.
-        self.heard: asyncio.Future[None] | None = None
+        #: When the peer last said anything whole: a frame, a pong (loop time).
+        self.heard_at = self.loop.time()
+        #: Bytes received so far.
+        self.received = 0
         self.waiter: asyncio.Future[None] | None = None
         self.paused = False
         self.closing = False
@@ -90,14 +92,12 @@ class _Link(asyncio.Protocol):
         self.flush()
 
     def data_received(self, data: bytes) -> None:
-        heard = self.heard
-        if heard is not None:  # a keepalive ping is waiting: anything will do
-            self.heard = None
-            if not heard.done():
-                heard.set_result(None)
+        self.received += len(data)
         ws = self.ws
         ws.receive_data(data)
         events = ws.events_received()
+        if events:  # whole frames (pongs included), not bytes of one arriving
+            self.heard_at = self.loop.time()
         # Pongs, the close echo, EOF: before anything else, as websockets does.
         self.flush()
         if not self.opened.done():
@@ -231,22 +231,28 @@ class _Link(asyncio.Protocol):
 
 
 class SansIOChannel(Channel):
-    """A :class:`~forgectl.stream.Channel` over :class:`_Link`."""
+    """A :class:`~forgectl.transport.base.Channel` over :class:`_Link`."""
 
-    def __init__(
-        self, link: _Link, ping_interval: float | None, ping_timeout: float | None
-    ) -> None:
+    def __init__(self, link: _Link) -> None:
         self.link = link
-        self._keepalive: asyncio.Task[None] | None = None
-        if ping_interval is not None:
-            self._keepalive = link.loop.create_task(self._ping(ping_interval, ping_timeout))
-            link.lost.add_done_callback(lambda _: self._stop_keepalive())
 
     def receiver(self) -> Callable[[], Awaitable[list[bytes]]]:
         return self.link.receive
 
     def closed_by(self, exc: BaseException) -> None:
         record_close(self, exc)
+
+    def last_heard(self) -> float:
+        return self.link.heard_at
+
+    def received(self) -> int:
+        return self.link.received
+
+    async def ping(self) -> None:
+        link = self.link
+        if link.ws.state is _OPEN:
+            link.ws.send_ping(os.urandom(4))
+            link.flush()
 
     async def send(self, data: bytes) -> None:
         link = self.link
@@ -284,32 +290,6 @@ class SansIOChannel(Channel):
         except AttributeError:
             return link.partial
 
-    async def _ping(self, interval: float, timeout: float | None) -> None:
-        """A protocol ping every ``interval`` s; nothing heard for ``timeout`` s after
-        one (no pong, no data) fails the connection, as websockets' keepalive does."""
-        link = self.link
-        while True:
-            await asyncio.sleep(interval)
-            if link.ws.state is not _OPEN:
-                return
-            heard = link.heard = link.loop.create_future()
-            link.ws.send_ping(os.urandom(4))
-            link.flush()
-            if timeout is None:
-                continue
-            try:
-                async with asyncio.timeout(timeout):
-                    await heard
-            except TimeoutError:
-                link.fail(1011, "keepalive ping timeout")
-                return
-
-    def _stop_keepalive(self) -> None:
-        task = self._keepalive
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-        self._keepalive = None
-
 
 async def open_sansio(
     endpoint: Endpoint,
@@ -317,8 +297,7 @@ async def open_sansio(
     query: dict[str, str] | None = None,
     *,
     what: str = "stream",
-    ping_interval: float | None = None,
-    ping_timeout: float | None = None,
+    max_size: int = MAX_MESSAGE_SIZE,
 ) -> SansIOChannel:
     """Open ``path`` like :func:`~forgectl.transport.open_websocket` does, failing
     with the same :class:`~forgectl.errors.ForgeError`; :class:`Redirected` for a
@@ -333,7 +312,7 @@ async def open_sansio(
         ws = ClientProtocol(
             uri,
             extensions=enable_client_permessage_deflate(None),
-            max_size=MAX_MESSAGE_SIZE,
+            max_size=max_size,
         )
         link = _Link(ws, endpoint.headers())
         made = link
@@ -356,4 +335,4 @@ async def open_sansio(
         if error is None:
             raise
         raise error from None
-    return SansIOChannel(link, ping_interval, ping_timeout)
+    return SansIOChannel(link)

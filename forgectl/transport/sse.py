@@ -1,25 +1,29 @@
 """Server-sent events (the real server's ``GET /api/events``) as a channel.
 
-httpx with httpx-sse does the HTTP and the SSE parsing; a reader task feeds a
-small bounded queue so the frame loop can wait on it with a timeout.
+httpx does the HTTP; the event-stream lines are read here rather than through
+httpx-sse because every line is a sign of life, the server's keep-alive
+comments (``:`` every 15 s) included, and a quiet but alive server must not be
+taken for a dead one. A reader task feeds a small bounded queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import StreamLost
 from . import rest
-from .base import QUIET, Channel, Quiet
+from .base import Channel
 from .endpoint import Endpoint
 from .handshake import connect_error, status_error
 
 _END = object()
 #: Put by abort(): the frame loop ends, as a WebSocket channel's does when aborted.
 _ABORTED = object()
+#: The event types whose data is a frame (the real server names its patches).
+_EVENTS = ("json_patch", "message")
 
 
 class SSEChannel(Channel):
@@ -27,42 +31,67 @@ class SSEChannel(Channel):
         self.http = http
         self.response = response
         self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
+        self.heard_at = asyncio.get_running_loop().time()
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        from httpx_sse import EventSource
-
+        loop = asyncio.get_running_loop()
+        event = ""
+        data: list[str] = []
         try:
-            async for event in EventSource(self.response).aiter_sse():
-                if event.event in ("json_patch", "message") and event.data:
-                    await self.queue.put(event.data)
+            async for line in self.response.aiter_lines():
+                self.heard_at = loop.time()
+                if not line:  # a blank line dispatches the event
+                    if data and (event or "message") in _EVENTS:
+                        await self.queue.put("\n".join(data))
+                    event, data = "", []
+                    continue
+                if line.startswith(":"):
+                    continue  # a comment: the keep-alive
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if name == "event":
+                    event = value
+                elif name == "data":
+                    data.append(value)
             await self.queue.put(_END)
         except Exception as exc:  # network failure: hand it to the frame loop
             await self.queue.put(exc)
 
-    async def frames(
-        self, quiet_after: float | None, first_wait: float | None = None
-    ) -> AsyncIterator[bytes | str | Quiet]:
-        owed = first_wait is not None
-        wait = first_wait
-        while True:
-            try:
-                if owed and wait is not None:
-                    async with asyncio.timeout(wait):
-                        item = await self.queue.get()
-                else:
-                    item = await self.queue.get()
-            except TimeoutError:
-                owed = False
-                yield QUIET
-                continue
-            if item is _END or item is _ABORTED:
-                return
-            if isinstance(item, Exception):
-                raise StreamLost(f"event stream broke: {str(item) or type(item).__name__}")
-            owed = quiet_after is not None
-            wait = quiet_after
-            yield item
+    def receiver(self) -> Callable[[], Awaitable[list[bytes]]]:
+        queue = self.queue
+
+        async def receive() -> list[bytes]:
+            item = await queue.get()
+            batch: list[bytes] = []
+            while True:
+                if item is _END or item is _ABORTED:
+                    if batch:  # deliver what came first; the end comes next time
+                        queue.put_nowait(item)
+                        return batch
+                    raise StreamLost("event stream ended") if item is _ABORTED else _Ended()
+                if isinstance(item, Exception):
+                    if batch:
+                        queue.put_nowait(item)
+                        return batch
+                    raise StreamLost(f"event stream broke: {str(item) or type(item).__name__}")
+                batch.append(item.encode())
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return batch
+
+        return receive
+
+    def closed_by(self, exc: BaseException) -> None:
+        if isinstance(exc, _Ended):
+            return  # the server ended the response: a clean close
+        if isinstance(exc, StreamLost):
+            raise exc
+        raise StreamLost(str(exc) or type(exc).__name__)
+
+    def last_heard(self) -> float:
+        return self.heard_at
 
     async def send(self, data: bytes) -> None:  # SSE is one-way
         return None
@@ -86,6 +115,10 @@ class SSEChannel(Channel):
                 return
             except asyncio.QueueFull:
                 self.queue.get_nowait()  # replayed after the reconnect anyway
+
+
+class _Ended(Exception):
+    """The event stream's response ended."""
 
 
 async def open_sse(

@@ -7,6 +7,7 @@ and the same errors (the mapping in :mod:`.handshake` is shared).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -23,16 +24,31 @@ if TYPE_CHECKING:
 class WebSocketChannel(Channel):
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
+        self.heard_at = asyncio.get_running_loop().time()
 
     def receiver(self) -> Callable[[], Awaitable[list[bytes]]]:
         # websockets' asyncio API has no public way to take what it has buffered
         # without waiting: one message per batch.
         recv = self.ws.recv
+        loop = asyncio.get_running_loop()
 
         async def receive() -> list[bytes]:
-            return [await recv(False)]
+            message = await recv(False)
+            self.heard_at = loop.time()
+            return [message]
 
         return receive
+
+    def last_heard(self) -> float:
+        return self.heard_at
+
+    async def ping(self) -> None:
+        pong = asyncio.ensure_future(await self.ws.ping())
+        pong.add_done_callback(self._ponged)
+
+    def _ponged(self, pong: asyncio.Future[float]) -> None:
+        if not pong.cancelled() and pong.exception() is None:
+            self.heard_at = asyncio.get_running_loop().time()
 
     def closed_by(self, exc: BaseException) -> None:
         record_close(self, exc)
@@ -64,8 +80,7 @@ async def open_websocket(
     query: dict[str, str] | None = None,
     *,
     what: str = "stream",
-    ping_interval: float | None = None,
-    ping_timeout: float | None = None,
+    max_size: int = MAX_MESSAGE_SIZE,
 ) -> WebSocketChannel:
     """Open a WebSocket to ``path``; raise a :class:`ForgeError` on any failure."""
     from websockets.asyncio.client import connect
@@ -80,10 +95,9 @@ async def open_websocket(
         ws = await connect(
             url,
             additional_headers=endpoint.headers(),
-            max_size=MAX_MESSAGE_SIZE,
+            max_size=max_size,
             open_timeout=endpoint.open_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
+            ping_interval=None,  # the driver's watchdog pings (it asks ping())
             close_timeout=2,
             compression="deflate",
             user_agent_header=user_agent(),
