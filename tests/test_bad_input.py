@@ -90,6 +90,24 @@ def test_a_64_mib_frame_does_not_end_the_stream(srv: ThreadedReferenceServer) ->
     assert len(warning) < 300  # the frame itself is not echoed
 
 
+@pytest.mark.parametrize("transport", ["sansio", "websockets"])
+def test_a_frame_over_the_limit_is_one_error_not_a_reconnect_loop(
+    srv: ThreadedReferenceServer, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if transport == "websockets":
+        monkeypatch.setenv("FORGECTL_TRANSPORT", "websockets")
+    srv.faults.append(Fault(path=NORMALIZED, inject=[(2, "x" * (3 << 20))], times=None))
+    result = invoke(srv, "logs", PROC_FINISHED, "--json", "--max-message-size", "2")
+    assert result.exit_code == 6, result.stderr
+    assert result.stderr.splitlines() == [
+        "forgectl: error: the server sent a message of 3 MiB (3,145,728 bytes), over the "
+        "2 MiB (2,097,152 bytes) limit (--max-message-size MIB raises it)"
+    ]
+    # What came before it is printed; nothing was retried.
+    assert json_lines(result.stdout) == srv.processes[PROC_FINISHED].logs[:2]
+    assert len(srv.connections) == 1
+
+
 def test_monitor_skips_objects_without_a_type_and_keeps_unknown_types(
     srv: ThreadedReferenceServer,
 ) -> None:

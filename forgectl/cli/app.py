@@ -81,6 +81,7 @@ class Application:
             stale_timeout=kwargs["stale_timeout"],
             settle=kwargs["settle"],
             wait_start=kwargs.get("wait_start"),
+            max_message_size=kwargs["max_message_size"] << 20,
         )
 
     def output_mode(self, requested: str | None) -> str:

@@ -17,6 +17,7 @@ from ..constants import (
     ENV_PROFILE,
     ENV_SERVER,
     ENV_TOKEN,
+    MAX_MESSAGE_SIZE,
 )
 from ..dialects import API_CHOICES
 
@@ -234,6 +235,14 @@ def stream_options(func: F) -> F:
                 metavar="SECONDS",
                 help="If the process or attempt does not exist yet (404), keep polling "
                 "for it this long (CI often starts following before the job exists).",
+            ),
+            click.option(
+                "--max-message-size",
+                type=click.IntRange(min=1, max=4096),
+                default=MAX_MESSAGE_SIZE >> 20,
+                show_default=True,
+                metavar="MIB",
+                help="Refuse a message larger than this many MiB (exit 6).",
             ),
             click.option(
                 "--settle",
