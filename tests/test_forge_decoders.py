@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from forgectl.dialects.forge import (
 )
 from forgectl.dialects.patch import BadFrame, parse, unescape
 from forgectl.errors import NotFoundError, ProtocolError
-from forgectl.events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
+from forgectl.events import BACKLOG_END, DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
 from forgectl.output.jsonl import JsonLinesRenderer
 from forgectl.transport import status_error
 
@@ -53,10 +52,11 @@ def frames(name: str) -> list[str]:
     return [f["data"] for f in sample(name)["frames"] if f.get("dir") == "recv"]
 
 
-def feed(decoder: Any, items: list[str] | list[bytes]) -> list[Event]:
+def feed(decoder: Any, items: list[str] | list[bytes], *, marks: bool = False) -> list[Event]:
+    """The events of ``items``; where a history ends (a driver's signal) only with ``marks``."""
     out: list[Event] = []
     for item in items:
-        out.extend(decoder.feed(item))
+        out.extend(e for e in decoder.feed(item) if marks or e is not BACKLOG_END)
     return out
 
 
@@ -495,7 +495,10 @@ def test_monitor_attempt_stream_sample() -> None:
     said = Said()
     decoder = ForgeMonitorDecoder(said.diag, history=True, sse=False, attempt=attempt)
     decoder.connected()
-    events = feed(decoder, frames(name))
+    events = feed(decoder, frames(name), marks=True)
+    # The snapshot (the first frame) is the history: marked where it ends.
+    assert events.count(BACKLOG_END) == 1
+    events = [e for e in events if e is not BACKLOG_END]
     # The agent is listed (running) before the setup record says completed.
     assert types(events) == [
         ("process_started", "setupscript"),
@@ -566,11 +569,11 @@ def test_sse_replay_is_a_snapshot_and_tasks_are_ignored() -> None:
     said = Said()
     quiet = ForgeMonitorDecoder(said.diag, history=False, sse=True, attempt=None)
     quiet.connected()
-    assert feed(quiet, replay) + list(quiet.quiet()) == []  # all ended: silent
+    assert feed(quiet, replay) + list(quiet.history_over()) == []  # all ended: silent
     assert said.warnings() == []  # /tasks ops are not processes, not errors
     full = ForgeMonitorDecoder(Said().diag, history=True, sse=True, attempt=None)
     full.connected()
-    events = feed(full, replay) + list(full.quiet())
+    events = feed(full, replay) + list(full.history_over())
     assert types(events) == [
         ("process_started", "setupscript"),
         ("process_completed", "setupscript"),
@@ -585,21 +588,25 @@ def test_sse_live_events_after_the_snapshot() -> None:
     replay = sse_frames("sse_events_after.txt")
     decoder = ForgeMonitorDecoder(Said().diag, history=False, sse=True, attempt=None)
     decoder.connected()
-    assert list(decoder.quiet()) == []  # an empty replay, then the stream went quiet
+    assert list(decoder.history_over()) == []  # an empty replay: the driver ends it
     events = feed(decoder, replay)
     assert [t for t, _ in types(events)].count("process_started") == 3
     assert types(events)[-1] == ("process_stopped", "devserver")
 
 
-def test_sse_first_frame_after_a_silent_start_is_live() -> None:
-    """A fresh server replays nothing: a process that starts and ends before the
-    quiet timer fires must still be reported."""
+def test_sse_replay_is_history_until_the_driver_says_it_ended() -> None:
+    """Records of the replay wait for the end of the history: a process that already
+    ended is silent; what comes after the end is live, however short its life."""
     replay = sse_frames("sse_events_after.txt")
     decoder = ForgeMonitorDecoder(Said().diag, history=False, sse=True, attempt=None)
     decoder.connected()
-    decoder.opened = time.monotonic() - 2 * (decoder.quiet_after or 1)
-    events = feed(decoder, replay)
-    assert ("process_failed", "codingagent") in types(events)
+    assert decoder.history_rule == "early" and not decoder.knows_history
+    assert feed(decoder, replay) == []  # all of it ended before the stream opened
+    assert list(decoder.history_over()) == []
+    fresh = ForgeMonitorDecoder(Said().diag, history=False, sse=True, attempt=None)
+    fresh.connected()
+    assert list(fresh.history_over()) == []  # an empty replay
+    assert ("process_failed", "codingagent") in types(feed(fresh, replay))
 
 
 @pytest.mark.parametrize("name", ["ws_tasks_stream.json", "ws_drafts_stream.json"])
@@ -693,7 +700,8 @@ def test_diff_stream_sample() -> None:
     decoder = ForgeDiffDecoder(Said().diag, "att", follow=True)
     decoder.connected()
     assert feed(decoder, data[:2]) == []
-    (first,) = decoder.quiet()
+    first, end = decoder.quiet()
+    assert end is BACKLOG_END  # the first burst is the history
     assert isinstance(first, DiffUpdate)
     assert (first.files_changed, first.insertions, first.deletions) == (2, 4, 0)
     assert "+changed by peer test" in first.diff and "+++ b/new_file.txt" in first.diff
@@ -704,7 +712,7 @@ def test_diff_stream_sample() -> None:
     assert second.files_changed == 1 and "new_file.txt" not in second.diff
 
 
-def test_diff_file_gone_while_disconnected_is_dropped() -> None:
+def test_diff_file_gone_while_disconnected_is_dropped_once_not_resent_in_time() -> None:
     data = frames("ws_diff_stream.json")
     decoder = ForgeDiffDecoder(Said().diag, "att", follow=True)
     decoder.connected()
@@ -712,6 +720,10 @@ def test_diff_file_gone_while_disconnected_is_dropped() -> None:
     decoder.quiet()
     decoder.connected()
     feed(decoder, data[:1])  # the new server-side state has README.md only
+    # Not resent *yet* is not gone: the other file stays until the grace is over.
+    assert decoder.quiet() == []
+    assert decoder.wake_at == decoder.resend_until
+    decoder.resend_until = 0.0  # the grace is over
     (update,) = decoder.quiet()
     assert isinstance(update, DiffUpdate) and update.files_changed == 1
 
@@ -720,7 +732,7 @@ def test_diff_stats_only_sample_counts() -> None:
     decoder = ForgeDiffDecoder(Said().diag, "att", follow=False)
     decoder.connected()
     feed(decoder, frames("ws_diff_stream_stats_only.json")[:2])
-    (update,) = decoder.settled()
+    update, _ = decoder.settled()
     assert isinstance(update, DiffUpdate)
     # The server gives the added file 1 deletion; an added file has none.
     assert (update.files_changed, update.insertions, update.deletions) == (2, 4, 0)
@@ -750,7 +762,7 @@ def test_diff_paths_unescape_json_pointer() -> None:
             )
         ],
     )
-    (update,) = decoder.settled()
+    update, _ = decoder.settled()
     assert isinstance(update, DiffUpdate)
     assert "diff --git a/sub/dir/n.txt b/sub/dir/n.txt" in update.diff
     assert "diff --git a/t~~1.txt b/t~~1.txt" in update.diff

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from ..constants import DEFAULT_FIRST_WAIT
 from ..events import Event
 from ..transport import Route
 
@@ -24,6 +26,7 @@ class StreamRequest:
     target: str | None = None  # process id (logs/raw) or attempt id (diff/monitor)
     follow: bool = False
     stats_only: bool = False  # diff: counts only, no contents
+    first_wait: float = DEFAULT_FIRST_WAIT  # diff: how long to wait for the first update
     history: bool = False  # monitor: also report processes that already ended
     processes: tuple[str, ...] = ()  # monitor: only these processes (--process)
 
@@ -34,6 +37,15 @@ class StreamRequest:
         if self.kind == "diff":
             return f"attempt {self.target}"
         return f"attempt {self.target}" if self.target else "process events"
+
+
+class Verifier(Protocol):
+    """A decoder's reader of a second copy of the history (see :meth:`Decoder.verifier`)."""
+
+    #: The copy reached the stream's end (no more frames will come).
+    finished: bool
+
+    def feed(self, frame: bytes | str) -> None: ...
 
 
 class Decoder:
@@ -57,10 +69,16 @@ class Decoder:
     #: When set, :meth:`quiet` is also called this long after a connection opens
     #: if no frame comes at all.
     first_quiet: float | None = None
+    #: :meth:`quiet` is also called at this ``time.monotonic()`` time, if frames
+    #: do not make it be called before.
+    wake_at: float = math.inf
     #: The decoder itself marks where the history ends (it emits
     #: :data:`~forgectl.events.BACKLOG_END`: a snapshot frame, a ``Ready`` marker),
     #: so the driver's timing rule is not needed.
     knows_history: bool = False
+    #: Where the history ends must be found by the driver for this decoder even
+    #: when no command asks for it: "early" or "late" (see stream/history.py).
+    history_rule: str | None = None
     #: Set by :meth:`feed` when this connection's feed is known to be incomplete
     #: (an entry index skipped...): why. The driver then opens a fresh connection
     #: at once, and the server resends everything.
@@ -68,6 +86,28 @@ class Decoder:
 
     def connected(self) -> None:
         """A (re)connection opened."""
+
+    def history_over(self) -> Iterable[Event]:
+        """The driver found where this connection's history ends (see
+        :attr:`history_rule`)."""
+        return ()
+
+    def appeared(self) -> None:
+        """The stream's target did not exist when the stream started (the driver
+        waited for it): nothing in its first history is old."""
+
+    #: The decoder may ask for its connections to be checked (:meth:`verifier`).
+    verifies: bool = False
+
+    def verifier(self) -> Verifier | None:
+        """After a connection's first frames: a reader for a second copy of the
+        history, read on another connection, if this one should be checked."""
+        return None
+
+    def verified(self, check: Any) -> Iterable[Event]:
+        """That second copy has been read (``check``: the verifier, or None when
+        it could not be had): the events that heal what this connection missed."""
+        return ()
 
     def feed(self, frame: bytes | str) -> Iterable[Event]:
         raise NotImplementedError

@@ -10,9 +10,10 @@ await per network read and no timer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import math
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..events import BACKLOG_END, Event
@@ -20,8 +21,12 @@ from .history import CUT, Boundary
 
 if TYPE_CHECKING:
     from ..diagnostics import Diagnostics
-    from ..dialects.base import Decoder
+    from ..dialects.base import Decoder, Verifier
     from ..transport import Channel
+
+
+#: While a check runs, the read loop looks for its result this often (seconds).
+VERIFY_POLL = 0.05
 
 
 class Outcome(enum.Enum):
@@ -49,6 +54,7 @@ class Connection:
         history: Boundary | None,
         settle: bool,
         mark: bool,
+        check: Callable[[Verifier], Awaitable[Verifier]] | None = None,
     ) -> None:
         self.channel = channel
         self.decoder = decoder
@@ -62,6 +68,11 @@ class Connection:
         self.frames = 0
         #: the decoder is done with this connection (no more frames are fed)
         self.finished = False
+        #: reads a second copy of the history when the decoder asks (see .verify)
+        self.check = check
+        #: that reading, while it runs
+        self.verification: asyncio.Task[Verifier] | None = None
+        self._asked = False
 
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         """The events of each network read (raises StreamLost when the link breaks)."""
@@ -73,6 +84,7 @@ class Connection:
             self.history is not None
             or decoder.quiet_after is not None
             or decoder.first_quiet is not None
+            or (decoder.verifies and self.check is not None)
         )
         loop = self._timed(feed) if timed else self._untimed(feed)
         async for events in loop:
@@ -114,7 +126,11 @@ class Connection:
             history = self.history
             since = loop.time()
             before = channel.received()
-            wake = quiet_at if history is None else min(quiet_at, history.due())
+            wake = min(quiet_at, decoder.wake_at)
+            if history is not None:
+                wake = min(wake, history.due())
+            if self.verification is not None:
+                wake = min(wake, since + VERIFY_POLL)
             try:
                 if wake == math.inf:
                     batch = await receive()
@@ -126,9 +142,11 @@ class Connection:
                 out: list[Event] = []
                 if history is not None:
                     self._feed_all(history.wait(since, now), feed, out)
-                if now >= quiet_at and not self.finished:
+                if (now >= quiet_at or now >= decoder.wake_at) and not self.finished:
                     quiet_at = math.inf
-                    out.extend(decoder.quiet())
+                    decoder.wake_at = math.inf
+                    self._take(decoder.quiet(), out)
+                out.extend(self._checked())
                 if out:
                     yield out
                 if self._ended():
@@ -155,25 +173,75 @@ class Connection:
                 )
             if quiet_after is not None:
                 quiet_at = arrived + quiet_after
+            if not self._asked and self.frames and not self.finished:
+                self._ask()
+            events.extend(self._checked())
             if events:
                 yield events
             if self._ended():
                 return
 
+    def _ask(self) -> None:
+        """After the first frames: start the decoder's check, if it wants one."""
+        self._asked = True
+        if self.check is None or not self.decoder.verifies:
+            return
+        verifier = self.decoder.verifier()
+        if verifier is not None:
+            self.verification = asyncio.ensure_future(self.check(verifier))
+
+    def _checked(self) -> list[Event]:
+        """The decoder's healing events, once the check has finished."""
+        task = self.verification
+        if task is None or not task.done():
+            return []
+        self.verification = None
+        return list(self.decoder.verified(self._outcome_of(task)))
+
+    def _outcome_of(self, task: asyncio.Task[Verifier]) -> Verifier | None:
+        if task.cancelled():
+            return None
+        exc = task.exception()
+        if exc is not None:
+            self.diag.warning(
+                f"could not read the history a second time to check for lost entries: {exc}"
+            )
+            return None
+        return task.result()
+
+    async def settle_check(self, timeout: float) -> list[Event]:
+        """The stream ended: wait (up to ``timeout`` s) for a check still running."""
+        task = self.verification
+        if task is None:
+            return []
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        if not task.done():
+            task.cancel()
+        return self._checked() if task.done() else list(self.decoder.verified(None))
+
+    def cancel_check(self) -> None:
+        if self.verification is not None:
+            self.verification.cancel()
+            self.verification = None
+
     def _feed(
         self, batch: list[bytes], feed: Callable[[bytes | str], Iterable[Event]], out: list[Event]
     ) -> None:
         decoder = self.decoder
-        knows = decoder.knows_history
         for data in batch:
-            if knows:
-                if self._marked(feed(data), out):
-                    return
-            else:
-                out.extend(feed(data))
+            if self._take(feed(data), out):
+                return
             if decoder.done or decoder.resync:
                 self.finished = True
                 return
+
+    def _take(self, events: Iterable[Event], out: list[Event]) -> bool:
+        """The decoder's events; True when they end this connection's reading."""
+        if self.decoder.knows_history:
+            return self._marked(events, out)
+        out.extend(events)
+        return False
 
     def _marked(self, events: Iterable[Event], out: list[Event]) -> bool:
         """A decoder that marks the end of the history itself: keep its marker if
@@ -202,6 +270,7 @@ class Connection:
                 return
             if batch is CUT:
                 self.history = None
+                self._take(self.decoder.history_over(), out)
                 if self.settle:
                     self.finished = True
                     self.outcome = Outcome.SETTLED

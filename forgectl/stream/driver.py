@@ -13,6 +13,7 @@ so output stays exactly-once across reconnects.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING
 
@@ -24,11 +25,16 @@ from .backoff import Backoff
 from .connection import Connection, Outcome
 from .history import Boundary, SettledHistory, TailHistory
 from .options import StreamOptions
+from .verify import read_history
 from .watchdog import Watch, watchdog
+
+#: When a stream ends while its connection is still being checked (see .verify),
+#: how long to wait for that check before ending anyway.
+CHECK_TIMEOUT = 10.0
 
 if TYPE_CHECKING:
     from ..diagnostics import Diagnostics
-    from ..dialects.base import Dialect, Plan, StreamRequest
+    from ..dialects.base import Dialect, Plan, StreamRequest, Verifier
     from ..transport import Endpoint
 
 
@@ -72,6 +78,15 @@ class Stream:
             what=plan.what,
             max_size=self.options.max_message_size,
             trace=self.diag.trace,
+        )
+
+    async def _check(self, plan: Plan, verifier: Verifier) -> Verifier:
+        """Read ``plan``'s history once more, on a connection of its own."""
+        return await read_history(
+            lambda: self._open(plan),
+            verifier,
+            self.options.settle,
+            self.options.first_frame_wait,
         )
 
     async def _plan(self, deadline: float | None) -> Plan:
@@ -159,6 +174,7 @@ class Stream:
         settle = not self.request.follow
         history_owed = settle or options.mark_backlog
         resync = False
+        connections = 0
         while True:
             if resync:  # at once: the decoder asked for the history again
                 channel = await self._open(plan)
@@ -174,9 +190,13 @@ class Stream:
             decoder.connected()
             opened_at = loop.time()
             history: Boundary | None = None
-            if history_owed and not decoder.knows_history:
-                rule = TailHistory if options.tail_history and not settle else SettledHistory
+            if (history_owed or decoder.history_rule) and not decoder.knows_history:
+                early = decoder.history_rule == "early" or (options.tail_history and not settle)
+                rule = TailHistory if early else SettledHistory
                 history = rule(opened_at, options.settle, options.first_frame_wait)
+            if self._waiting_said and connections == 0:
+                decoder.appeared()
+            connections += 1
             connection = Connection(
                 channel,
                 decoder,
@@ -184,6 +204,7 @@ class Stream:
                 history=history,
                 settle=settle,
                 mark=options.mark_backlog,
+                check=functools.partial(self._check, plan),
             )
             watch = Watch()
             dog = asyncio.create_task(watchdog(channel, decoder, options, self.diag, watch))
@@ -193,10 +214,21 @@ class Stream:
                     yield batch
             except StreamLost as exc:
                 lost = exc
+            except ForgeError:
+                # A fatal error (a message over the limit...): what the decoder
+                # holds was received, so it is printed before the error ends it.
+                dog.cancel()
+                connection.cancel_check()
+                held = list(decoder.quiet())
+                if held:
+                    yield held
+                await _close_quickly(channel)
+                raise
             except BaseException:
                 # Ctrl-C, SIGTERM, or a consumer that stopped iterating: leave the
                 # server a normal close (1000), without waiting long for it.
                 dog.cancel()
+                connection.cancel_check()
                 await _close_quickly(channel)
                 raise
             finally:
@@ -205,7 +237,11 @@ class Stream:
             outcome = connection.outcome
             if lost is None and outcome is Outcome.DONE:
                 await _close_quickly(channel)
+                healed = await connection.settle_check(CHECK_TIMEOUT)
+                if healed:
+                    yield healed
                 return
+            connection.cancel_check()
             if lost is None and outcome is Outcome.SETTLED:
                 await _close_quickly(channel)
                 tail = list(decoder.settled())

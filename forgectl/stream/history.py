@@ -43,6 +43,11 @@ FIRST_FLOOR = 0.001
 EMPTY = 0.02
 #: Batches at a live pace after a candidate cut that make it stand.
 CONFIRM = 2
+#: A batch of more than DENSE frames, plus one per DENSE_PACE seconds the client
+#: waited for it, is a backlog arriving, not live output (which, at up to 1,000
+#: lines/s, leaves the client fewer frames than that per wait).
+DENSE = 3
+DENSE_PACE = 0.001
 #: Seconds per window of the settled rule.
 WINDOW = 0.05
 #: Bytes arriving in a window (or while waiting for a batch) that make it busy.
@@ -209,7 +214,8 @@ class TailHistory(Boundary):
             self.first_at = arrived
             self.last_at = arrived
             gap = arrived - self.opened_at
-            if gap >= EMPTY:  # late: perhaps live output, and no history at all
+            if gap >= EMPTY and len(frames) <= DENSE + gap / DENSE_PACE:
+                # Late, and not a backlog: perhaps live output, and no history at all.
                 self._candidate(arrived, gap, frames)
             else:
                 self._count += len(frames) - 1  # read together: no wait between them
@@ -221,10 +227,13 @@ class TailHistory(Boundary):
             return out
         self.last_at = arrived
         mean = self._sum / self._count if self._count else 0.0
+        # More frames at once than a live producer could have written while the
+        # client waited (at 1,000 lines/s): the server is sending a backlog.
+        dense = len(frames) > DENSE + waited / DENSE_PACE
         if self._cand_at is not None:
             # Back to back again (the history's pace): the server had only paused.
-            paced = max(FLOOR, mean * RATIO) if self._count else self._cand_gap / (2 * RATIO)
-            if waited < paced:
+            paced = max(FLOOR, mean * RATIO) if self._count else FIRST_FLOOR
+            if waited < paced or dense:
                 self._sum += self._cand_gap + waited
                 self._count += len(frames) + 1
                 self._cand_at = None
@@ -246,7 +255,11 @@ class TailHistory(Boundary):
             if self._confirmed >= CONFIRM:
                 self._end(out)
             return out
-        if waited >= (FLOOR if self._count else FIRST_FLOOR) and waited >= mean * RATIO:
+        if (
+            waited >= (FLOOR if self._count else FIRST_FLOOR)
+            and waited >= mean * RATIO
+            and not dense
+        ):
             self._candidate(arrived, waited, frames)
             return out
         self._sum += waited

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from ..constants import (
     BACKOFF_INITIAL,
-    DEFAULT_FIRST_WAIT,
     DEFAULT_PING_INTERVAL,
     DEFAULT_SETTLE,
     DEFAULT_STALE_TIMEOUT,
@@ -28,8 +27,6 @@ class StreamOptions:
     #: How long to wait for the first frame of a history before calling it empty
     #: (the server sends a history at once on connecting).
     first_frame_wait: float = 1.0
-    #: diff: how long to wait for the server's first diff update.
-    first_wait: float = DEFAULT_FIRST_WAIT
     #: The largest message accepted (a bigger one is an error, not retried).
     max_message_size: int = MAX_MESSAGE_SIZE
     #: Keep polling this long for a process or attempt that does not exist yet (404).

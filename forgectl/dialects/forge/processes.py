@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
-from ...events import Event
+from ...events import BACKLOG_END, Event
+from ...times import parse_time
 from ..patch import ops_of, split
 from .base import PROCESSES, PatchDecoder
 from .schema import _state, process_events
@@ -18,11 +18,17 @@ if TYPE_CHECKING:
 class ForgeMonitorDecoder(PatchDecoder):
     """Execution-process records → process_started / _completed / _failed / _stopped.
 
-    The initial snapshot (the first frame of the attempt stream, or everything the
-    SSE stream replays before it goes quiet) reports processes that are running as
-    ``process_started``; processes that already ended stay silent unless
-    ``history`` is set. After a reconnect the snapshot is compared with what was
-    seen, so only what changed meanwhile is reported.
+    The initial snapshot (the first frame of the attempt stream; on the SSE
+    stream, the replay of every change since the server started, which the
+    driver tells from live events by the early rule of
+    :class:`~forgectl.stream.history.TailHistory`: a process that starts a moment
+    after monitor does is live, however short its life) reports processes that
+    are running as ``process_started``; processes that already ended stay silent
+    unless ``history`` is set — or unless the attempt did not exist yet when
+    monitor started (``--wait-start``): all of its processes are new. After a
+    reconnect the snapshot is compared with what was seen, so only what changed
+    meanwhile is reported; a record older than one already seen (by
+    ``updated_at``) changes nothing.
     """
 
     def __init__(self, diag: Diagnostics, *, history: bool, sse: bool, attempt: str | None) -> None:
@@ -31,28 +37,29 @@ class ForgeMonitorDecoder(PatchDecoder):
         self.sse = sse
         self.attempt = attempt
         self.known: dict[str, tuple[Any, ...]] = {}
+        self.updated: dict[str, str] = {}
         self.first = True
         self.in_snapshot = False
         self.pending: dict[str, dict[str, Any]] = {}
-        self.opened = 0.0
-        self.fed = False
         if sse:
-            self.quiet_after = 1.0
+            self.history_rule = "early"
+        else:
+            self.knows_history = True  # the attempt stream's first frame is its snapshot
 
     def connected(self) -> None:
         self.in_snapshot = True
         self.pending = {}
-        self.opened = time.monotonic()
-        self.fed = False
+
+    def appeared(self) -> None:
+        self.history = True  # it did not exist when we started: nothing of it is old
+
+    def history_over(self) -> list[Event]:
+        out: list[Event] = []
+        self.end_snapshot(out)
+        return out
 
     def apply(self, frame: Frame) -> list[Event]:
         out: list[Event] = []
-        if self.sse and not self.fed:
-            self.fed = True
-            # The replay is written as soon as the stream opens; a first frame that
-            # comes later is live: the replay was empty (a fresh server).
-            if time.monotonic() - self.opened > (self.quiet_after or 0):
-                self.end_snapshot(out)
         for op, path, value in ops_of(frame):
             if path == PROCESSES and op in ("add", "replace"):
                 if type(value) is not dict:
@@ -99,9 +106,17 @@ class ForgeMonitorDecoder(PatchDecoder):
             self.transition(record, out)
         self.pending = {}
         self.first = False
+        if not self.sse:
+            out.append(BACKLOG_END)
 
     def transition(self, record: dict[str, Any], out: list[Event]) -> None:
         pid = record["id"]
+        updated = record.get("updated_at")
+        if type(updated) is str:
+            newest = self.updated.get(pid)
+            if newest is not None and _later(newest, updated):
+                return  # older than what was seen: arrived late, says nothing new
+            self.updated[pid] = updated
         state = _state(record)
         before = self.known.get(pid)
         if before == state:
@@ -122,7 +137,8 @@ class ForgeMonitorDecoder(PatchDecoder):
     def in_snapshot_silence(self) -> bool:
         return self.first and not self.history
 
-    def quiet(self) -> list[Event]:
-        out: list[Event] = []
-        self.end_snapshot(out)
-        return out
+
+def _later(a: str, b: str) -> bool:
+    """Whether time ``a`` is after time ``b`` (server timestamps; unparsable: no)."""
+    ta, tb = parse_time(a), parse_time(b)
+    return ta is not None and tb is not None and ta > tb
