@@ -26,10 +26,30 @@ class _EntriesDecoder(PatchDecoder):
         super().__init__(diag)
         self.emitted = 0  # entries 0 .. emitted-1 have been emitted
         self.next_path = f"{ENTRIES}0"  # and this is where the next one goes
+        self.connections = 0
+        #: this connection: the highest index it resent, and whether it brought a new entry
+        self.resent_to = -1
+        self.brought_new = False
+
+    def connected(self) -> None:
+        self.connections += 1
+        self.resent_to = -1
+        self.brought_new = False
 
     def emitted_to(self, count: int) -> None:
         self.emitted = count
         self.next_path = f"{ENTRIES}{count}"
+        self.brought_new = True
+
+    def check_resent(self) -> None:
+        """At the end of a history resent after a reconnect: say so if it is
+        shorter than what was printed before (the server lost some of its log)."""
+        if self.connections > 1 and not self.brought_new and self.resent_to + 1 < self.emitted:
+            self.diag.warning(
+                f"after reconnecting, the server resent {self.resent_to + 1} log entries, "
+                f"fewer than the {self.emitted} already printed: its log is shorter now"
+            )
+            self.brought_new = True  # once
 
     def feed(self, frame: bytes | str) -> Iterable[Event]:
         # The hot path: the next entry, added whole by a one-op frame, as the
@@ -75,6 +95,7 @@ class _EntriesDecoder(PatchDecoder):
                 ):
                     index = _index(path[_ENTRIES_LEN:])
                     if index is not None and index <= self.emitted:
+                        self.touched(index)
                         out: list[Event] = []
                         self.entry(index, value, name == "replace", out)
                         if index == self.emitted:
@@ -99,10 +120,9 @@ class _EntriesDecoder(PatchDecoder):
                     "log entry far past the last one", f"{op} {path}: next is {self.emitted}"
                 )
                 continue
+            self.touched(index)
             if index > self.emitted:
-                self.diag.warning(
-                    f"log entries {self.emitted}..{index - 1} never arrived; output has a gap there"
-                )
+                self.gap(self.emitted, index)
             self.entry(index, value, op == "replace", out)
             if index >= self.emitted:
                 self.emitted_to(index + 1)
@@ -111,8 +131,18 @@ class _EntriesDecoder(PatchDecoder):
     def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
         raise NotImplementedError
 
+    def finish(self) -> list[Event]:
+        self.check_resent()
+        return []
 
-#: The raw entry types, and the stream each names.
+    def touched(self, index: int) -> None:
+        """A frame of this connection patched entry ``index`` (the general path)."""
+        if index > self.resent_to:
+            self.resent_to = index
+
+    def gap(self, start: int, stop: int) -> None:
+        """Entries ``start`` to ``stop - 1`` were skipped: the next came first."""
+        self.diag.warning(f"log entries {start}..{stop - 1} never arrived; output has a gap there")
 
 
 class ForgeRawDecoder(_EntriesDecoder):
@@ -172,6 +202,7 @@ class ForgeRawAsLogsDecoder(ForgeRawDecoder):
         return _raw_line(line, stream, self.lines - 1)
 
     def finish(self) -> list[Event]:
+        self.check_resent()
         out: list[Event] = [self._line(rest, stream) for stream, rest in self.partial.items()]
         self.partial.clear()
         return out
@@ -212,10 +243,27 @@ class ForgeLogsDecoder(_EntriesDecoder):
     already printed is printed again, with the same ``metadata.index`` and the next
     ``metadata.revision`` (0 first). A version seen before (the history resent after
     a reconnect) is skipped.
+
+    The server drops messages when a client joins a busy stream (between copying
+    its history and subscribing to live output): an added entry (a gap, which
+    shows) or a replacement (which does not: the entry stays in a version the
+    server has since replaced). So with ``follow`` every connection is checked
+    once against a second one opened right after its first frame, whose history
+    is a later copy (:class:`LogVerifier`): entries found missing or stale are
+    printed, as new entries or new revisions. Gaps are reported only if that
+    check could not heal them (or did not run).
     """
 
     def __init__(self, diag: Diagnostics, follow: bool = True) -> None:
         super().__init__(diag)
+        self.follow = follow
+        self.verifies = follow
+        #: While this connection is being checked: index → hash of the latest frame
+        #: that patched it (the hash of the frame being fed in ``_frame``).
+        self.tracking: dict[int, int] | None = None
+        self._frame = 0
+        #: Entries skipped by a frame that came first (start, stop), not yet healed.
+        self.gaps: list[tuple[int, int]] = []
         #: mark of the first version seen of each entry (_GAP, _BAD for none), so
         #: ``len(crcs) == emitted``; later versions' marks in ``more``
         self.crcs = array("q")
@@ -227,6 +275,65 @@ class ForgeLogsDecoder(_EntriesDecoder):
         #: the newest entry, normalized, held until it stops changing
         self.pending: tuple[int, dict[str, Any]] | None = None
         self.quiet_after = 0.25 if follow else None
+
+    def connected(self) -> None:
+        super().connected()
+        self.tracking = {} if self.follow and not self.done else None
+
+    def feed(self, frame: bytes | str) -> Iterable[Event]:
+        if self.tracking is not None:
+            self._frame = hash(frame)
+        return super().feed(frame)
+
+    def touched(self, index: int) -> None:
+        super().touched(index)
+        tracking = self.tracking
+        if tracking is not None:
+            tracking[index] = self._frame
+
+    def gap(self, start: int, stop: int) -> None:
+        self.gaps.append((start, stop))  # reported if not healed (see _report_gaps)
+
+    def verifier(self) -> LogVerifier | None:
+        """After a connection's first frames: check it against a second one
+        (only while following a process that has not finished)."""
+        if self.tracking is None or self.done:
+            self.tracking = None
+            return None
+        return LogVerifier()
+
+    def verified(self, check: Any) -> list[Event]:
+        """The second connection's history is in (or could not be had: None):
+        print what this connection missed, as the entries' next versions."""
+        tracking, self.tracking = self.tracking, None
+        out: list[Event] = []
+        if isinstance(check, LogVerifier) and tracking is not None:
+            seen = check.frames
+            for index in sorted(check.last):
+                ours = tracking.get(index)
+                if ours is not None and ours not in seen:
+                    continue  # what we have is newer than that copy
+                self.entry(index, check.last[index], True, out)
+                if index >= self.emitted:
+                    self.emitted_to(index + 1)
+            self._healed_by(check)
+        self._report_gaps()
+        return out
+
+    def _healed_by(self, check: LogVerifier) -> None:
+        """Indices the later copy does not have either were never the server's."""
+        top = max(check.last, default=-1)
+        self.gaps = [
+            (a, b) for a, b in self.gaps if any(i in check.last for i in range(a, min(b, top + 1)))
+        ]
+
+    def _report_gaps(self) -> None:
+        for start, stop in self.gaps:
+            crcs = self.crcs
+            missing = [i for i in range(start, stop) if i >= len(crcs) or crcs[i] == _GAP]
+            if missing:
+                _EntriesDecoder.gap(self, missing[0], missing[-1] + 1)
+        self.gaps = []
 
     def next_added(self, value: Any) -> tuple[Event, ...] | None:
         # normalize_entry() and entry() inlined, for an entry of a kind whose level
@@ -255,6 +362,8 @@ class ForgeLogsDecoder(_EntriesDecoder):
             return None
         crcs.append(hash((message, level, source, None)))  # _version_mark(doc)
         self.emitted_to(index + 1)
+        if self.tracking is not None:
+            self.tracking[index] = self._frame
         pending = self.pending
         self.pending = (
             index,
@@ -282,6 +391,8 @@ class ForgeLogsDecoder(_EntriesDecoder):
             while len(crcs) < index:
                 crcs.append(_GAP)
             crcs.append(mark)
+        elif crcs[index] == _GAP:  # skipped before: it came after a later one
+            crcs[index] = mark
         elif doc is None:
             if crcs[index] == _BAD:
                 return  # reported when it first came: this is a resend
@@ -325,4 +436,41 @@ class ForgeLogsDecoder(_EntriesDecoder):
         return [self._release(pending)]
 
     def finish(self) -> list[Event]:
+        self.check_resent()
+        if self.tracking is None:
+            self._report_gaps()
         return self.quiet()
+
+    def settled(self) -> list[Event]:
+        self._report_gaps()
+        return self.quiet()
+
+
+class LogVerifier:
+    """Reads a second connection's copy of the history for :meth:`ForgeLogsDecoder.verified`:
+    the last value of each entry, and every frame it had (to tell whether the
+    first connection's latest frame for an entry came before that copy or after)."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, dict[str, Any]] = {}
+        self.frames: set[int] = set()
+        self.finished = False
+
+    def feed(self, frame: bytes | str) -> None:
+        try:
+            obj = loads(frame)
+        except JSONDecodeError:
+            return
+        ops = obj.get("JsonPatch") if type(obj) is dict else None
+        if type(ops) is not list:
+            if type(obj) is dict and obj.get("finished") is True:
+                self.finished = True
+            return
+        self.frames.add(hash(frame))
+        for op in ops:
+            if type(op) is not dict or op.get("op") not in ("add", "replace"):
+                continue
+            path, value = op.get("path"), op.get("value")
+            index = _index(split(path, ENTRIES)) if type(path) is str else None
+            if index is not None and type(value) is dict:
+                self.last[index] = value
