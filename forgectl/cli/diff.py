@@ -6,10 +6,12 @@ from typing import Any
 
 import click
 
+from ..constants import DEFAULT_FIRST_WAIT
 from .app import Application, pass_app
 from .complete import complete_attempt_id
 from .options import (
     CONNECTION_OPTIONS,
+    Seconds,
     connection_options,
     nonempty_id,
     output_options,
@@ -38,6 +40,16 @@ Examples:
     help="Summary only: changed files and counts (the real server then sends no contents).",
 )
 @click.option("--name-only", is_flag=True, help="Only the names of changed files.")
+@click.option(
+    "--first-wait",
+    type=Seconds(min=0),
+    default=DEFAULT_FIRST_WAIT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait this long for the server's first diff update (computing a big "
+    "attempt's diff takes seconds; an attempt without changes sends none): then "
+    "print the diff empty, saying on stderr that it is the wait that ended.",
+)
 @output_options
 @stream_options
 @connection_options(root=False)
@@ -49,6 +61,7 @@ def diff(
     follow: bool,
     stat: bool,
     name_only: bool,
+    first_wait: float,
     output: str | None,
     color: str,
     **kwargs: Any,
@@ -68,7 +81,9 @@ def diff(
     app.override({k: kwargs.pop(k) for k in list(kwargs) if k in CONNECTION_OPTIONS})
     if stat and name_only:
         raise click.UsageError("--stat and --name-only show different things: choose one")
-    request = StreamRequest("diff", attempt_id, follow=follow, stats_only=stat)
+    request = StreamRequest(
+        "diff", attempt_id, follow=follow, stats_only=stat, first_wait=first_wait
+    )
     options = app.stream_options(kwargs)
     renderer = app.renderer(app.output_mode(output), color, stat_only=stat, name_only=name_only)
 

@@ -2,39 +2,68 @@
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ...constants import DEFAULT_FIRST_WAIT
 from ...diffing import DiffState
-from ...events import DiffUpdate, Event
+from ...events import BACKLOG_END, DiffUpdate, Event
 from ...times import now_iso
 from ..patch import ops_of, split
 from .base import ENTRIES, PatchDecoder
-from .schema import _fix_counts
+from .schema import diff_entry
 
 if TYPE_CHECKING:
     from ...diagnostics import Diagnostics
     from ..patch import Frame
 
 
+#: After a reconnect, a file not resent within this many seconds was taken back
+#: meanwhile (the server may take seconds to resend a big attempt's files).
+RESEND_GRACE = 2.0
+
+
 class ForgeDiffDecoder(PatchDecoder):
     """Keeps the attempt's file map and emits a ``diff_update`` per settled burst.
 
     The live diff stream has no end-of-snapshot marker: a burst ends when the stream
-    has been quiet for ``quiet_after`` seconds (the initial one can take seconds,
-    while the server runs git). Only files whose entry changed are re-diffed.
+    has been quiet for ``quiet_after`` seconds. The first one can take seconds while
+    the server runs git, and an attempt without changes sends nothing at all, so the
+    first update waits up to ``first_wait`` seconds; if nothing has come by then,
+    the diff is printed empty with a note saying it is the wait that ended. Only
+    files whose entry changed are re-diffed. The end of the first burst is the end
+    of the history (without --follow, the command ends there).
     """
 
-    def __init__(self, diag: Diagnostics, attempt: str, follow: bool) -> None:
+    knows_history = True
+
+    def __init__(
+        self, diag: Diagnostics, attempt: str, follow: bool, first_wait: float = DEFAULT_FIRST_WAIT
+    ) -> None:
         super().__init__(diag)
         self.attempt = attempt
         self.follow = follow
+        self.first_wait = first_wait
         self.state = DiffState()
         self.changed = True  # the first settle always prints, even an empty diff
         self.unseen: set[str] = set()
         self.quiet_after = 0.3
+        self.first_quiet = first_wait
+        self.fed = False  # a frame came on this connection
+        self.announced = False  # the end of the history was marked
+        self.resend_until = 0.0
 
     def connected(self) -> None:
         self.unseen = set(self.state.paths())
+        self.fed = False
+        self.resend_until = time.monotonic() + RESEND_GRACE if self.unseen else 0.0
+        self.wake_at = math.inf
+
+    def feed(self, frame: bytes | str) -> Iterable[Event]:
+        self.fed = True
+        return super().feed(frame)
 
     def apply(self, frame: Frame) -> list[Event]:
         for op, path, value in ops_of(frame):
@@ -54,32 +83,50 @@ class ForgeDiffDecoder(PatchDecoder):
             if type(content) is not dict:
                 self.diag.bad_frame("unexpected diff entry", f"{path}: no content")
                 continue
-            if self.state.set(name, _fix_counts(content)):
+            entry = diff_entry(content)
+            if isinstance(entry, str):
+                self.diag.bad_frame("unexpected diff entry", f"{name}: {entry}")
+                continue
+            if self.state.set(name, entry):
                 self.changed = True
         return []
 
     def quiet(self) -> list[Event]:
-        for name in self.unseen:  # gone while we were disconnected
-            if self.state.remove(name):
-                self.changed = True
-        self.unseen = set()
-        if not self.changed:
-            return []
-        self.changed = False
-        state = self.state
-        return [
-            DiffUpdate(
-                {
-                    "type": "diff_update",
-                    "attemptId": self.attempt,
-                    "diff": state.text(),
-                    "filesChanged": state.files_changed,
-                    "insertions": state.insertions,
-                    "deletions": state.deletions,
-                    "timestamp": now_iso(),
-                }
+        if not self.fed and not self.announced:
+            self.diag.note(
+                f"no diff update from the server within {self.first_wait:g} s: the attempt "
+                "has no changes, or the server is still computing them (--first-wait)"
             )
-        ]
+        if self.unseen:
+            if time.monotonic() < self.resend_until:
+                self.wake_at = self.resend_until  # not resent yet: ask again then
+            else:
+                for name in self.unseen:  # gone while we were disconnected
+                    if self.state.remove(name):
+                        self.changed = True
+                self.unseen = set()
+                self.wake_at = math.inf
+        out: list[Event] = [] if not self.changed else [self._update()]
+        self.changed = False
+        if not self.announced and not self.unseen:
+            self.announced = True
+            out.append(BACKLOG_END)
+        return out
+
+    def _update(self) -> DiffUpdate:
+        state = self.state
+        return DiffUpdate(
+            {
+                "type": "diff_update",
+                "attemptId": self.attempt,
+                "diff": state.text(),
+                "filesChanged": state.files_changed,
+                "insertions": state.insertions,
+                "deletions": state.deletions,
+                "timestamp": now_iso(),
+            }
+        )
 
     def finish(self) -> list[Event]:
-        return self.quiet()
+        self.resend_until = 0.0
+        return [e for e in self.quiet() if e is not BACKLOG_END]

@@ -82,7 +82,9 @@ class ForgeDialect(Dialect):
         elif request.kind == "diff":
             query = {"stats_only": "true"} if request.stats_only else {}
             route = Route(f"/api/task-attempts/{target}/diff/ws", query)
-            decoder = ForgeDiffDecoder(diag, request.target or "", request.follow)
+            decoder = ForgeDiffDecoder(
+                diag, request.target or "", request.follow, request.first_wait
+            )
         elif attempt := await self._monitor_attempt(request, endpoint):
             route = Route("/api/execution-processes/stream/ws", {"task_attempt_id": attempt})
             decoder = ForgeMonitorDecoder(diag, history=request.history, sse=False, attempt=attempt)

@@ -207,3 +207,33 @@ def _fix_counts(content: dict[str, Any]) -> dict[str, Any]:
     if change == "deleted" and content.get("additions"):
         return {**content, "additions": 0}
     return content
+
+
+#: The fields of a diff entry's content and the JSON types each may have.
+_DIFF_FIELDS: dict[str, tuple[type, ...]] = {
+    "change": (str,),
+    "oldPath": (str, type(None)),
+    "newPath": (str, type(None)),
+    "oldContent": (str, type(None)),
+    "newContent": (str, type(None)),
+    "contentOmitted": (bool, type(None)),
+    "additions": (int, type(None)),
+    "deletions": (int, type(None)),
+}
+
+
+def diff_entry(content: dict[str, Any]) -> dict[str, Any] | str:
+    """A diff entry's content, checked and with its counts fixed; or why it is
+    not one (a field of the wrong type: the stream warns and skips it)."""
+    for name, types in _DIFF_FIELDS.items():
+        value = content.get(name)
+        if not isinstance(value, types) or (type(value) is bool and bool not in types):
+            return f"{name} is {_json_type(value)}"
+    return _fix_counts(content)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return names.get(type(value), f"a JSON {type(value).__name__}")
