@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import orjson
 
 from ..errors import ForgeError, ProtocolError
-from .endpoint import Endpoint
+from .endpoint import Endpoint, user_agent
 from .handshake import connect_error, status_error
 from .proxy import proxy_applies
 
@@ -44,17 +46,17 @@ async def get(
     """GET a path; return (status, content type, body). Raises ConnectError.
 
     These small GETs sit on start-up paths (auto-detection, telling a script from
-    an agent), and importing httpx costs 60-150 ms: without a proxy the standard
-    library's http.client makes them, in a thread. httpx makes them when a proxy
+    an agent), and importing httpx costs 60-150 ms: without a proxy they are made
+    here, over asyncio with h11, so that Ctrl-C and the time limit end them at
+    once, however slowly the answer trickles in. httpx makes them when a proxy
     from the environment applies."""
     shown = endpoint.server.http_url(path, query)
     url = endpoint.server.http_url(path, endpoint.query(query))
     limit = timeout or endpoint.open_timeout
     if not proxy_applies(endpoint.server.http_url(path)):
         try:
-            return await asyncio.wait_for(
-                asyncio.to_thread(_blocking_get, endpoint, url, limit), limit
-            )
+            async with asyncio.timeout(limit):
+                return await _get(endpoint, url)
         except (OSError, TimeoutError) as exc:
             raise connect_error(shown, exc) from None
     import httpx
@@ -71,27 +73,61 @@ async def get(
         raise connect_error(shown, root_cause(exc)) from None
 
 
-def _blocking_get(endpoint: Endpoint, url: str, timeout: float) -> tuple[int, str, bytes]:
-    import http.client
-    from urllib.parse import urlsplit
+#: The most of a REST answer read (a look-up's answer is small; an error page is cut).
+MAX_BODY = 1 << 20
+
+
+async def _get(endpoint: Endpoint, url: str) -> tuple[int, str, bytes]:
+    import h11
 
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port
-    conn = (
-        http.client.HTTPSConnection(host, port, timeout=timeout, context=endpoint.ssl_context())
-        if endpoint.server.tls
-        else http.client.HTTPConnection(host, port, timeout=timeout)
+    ctx = endpoint.ssl_context()
+    reader, writer = await asyncio.open_connection(
+        host, port, ssl=ctx, server_hostname=host if ctx is not None else None
     )
     try:
+        conn = h11.Connection(h11.CLIENT)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn.request("GET", target, headers=endpoint.headers())
-        response = conn.getresponse()
-        ctype = response.getheader("content-type") or ""
-        return response.status, ctype, response.read(1 << 20)
-    except http.client.HTTPException as exc:  # not HTTP, or cut short
-        raise ConnectionError(f"bad HTTP answer ({type(exc).__name__})") from None
+        headers = [
+            ("Host", parts.netloc.rpartition("@")[2]),
+            ("User-Agent", user_agent()),
+            ("Accept", "*/*"),
+            ("Connection", "close"),
+            *endpoint.headers().items(),
+        ]
+        writer.write(conn.send(h11.Request(method="GET", target=target, headers=headers)))
+        writer.write(conn.send(h11.EndOfMessage()))
+        await writer.drain()
+        status, ctype, body = 0, "", bytearray()
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError:
+                raise ConnectionError("bad HTTP answer (not HTTP, or cut short)") from None
+            if event is h11.NEED_DATA:
+                data = await reader.read(65536)
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.Response):
+                status = event.status_code
+                for name, value in event.headers:
+                    if name == b"content-type":
+                        ctype = value.decode("latin-1")
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) >= MAX_BODY:
+                    break
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                break
+        if not status:
+            raise ConnectionError("bad HTTP answer (no status line)")
+        return status, ctype, bytes(body[:MAX_BODY])
     finally:
-        conn.close()
+        writer.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(0.2):
+                await writer.wait_closed()
 
 
 def root_cause(exc: BaseException) -> BaseException:
