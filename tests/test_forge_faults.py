@@ -20,6 +20,7 @@ import contextlib
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -348,13 +349,30 @@ def test_cli_logs_follow_across_restart_keeps_every_line() -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
+        lines: list[str] = []
+        errors: list[str] = []
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = [
+            threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True),  # type: ignore[arg-type]
+            threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True),  # type: ignore[arg-type]
+        ]
+        for reader in readers:
+            reader.start()
         try:
-            time.sleep(1.0)
+            # Restart once it follows the stream (not after a guess at how long
+            # starting up takes on a busy machine).
+            deadline = time.monotonic() + 20
+            while not lines and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.02)
+            assert lines, f"no output from forgectl: {''.join(errors)}"
             server.restart(down_for=0.5)
-            out, err = proc.communicate(timeout=30)
+            proc.wait(timeout=30)
+            for reader in readers:
+                reader.join(5)
         finally:
             if proc.poll() is None:
                 proc.kill()
+        out, err = "".join(lines), "".join(errors)
         after = subprocess.run(
             [EXE, "-s", server.url, "logs", sc.dev_id, "--raw"],
             capture_output=True,
