@@ -141,7 +141,8 @@ class Connection:
                 now = loop.time()
                 out: list[Event] = []
                 if history is not None:
-                    self._feed_all(history.wait(since, now), feed, out)
+                    received = channel.received() - before
+                    self._feed_all(history.wait(since, now, received), feed, out)
                 if (now >= quiet_at or now >= decoder.wake_at) and not self.finished:
                     quiet_at = math.inf
                     decoder.wake_at = math.inf

@@ -3,29 +3,43 @@
 Servers resend a stream's history on every connection, then go on live, and
 neither the documented API nor the real server (0.7.4) marks where one ends:
 `logs` without `--follow` must stop after the history, `--follow --tail N` must
-keep N lines of it, `monitor --until-idle` must know when it has seen it all.
-(A decoder that knows the boundary, from a snapshot frame or a ``Ready``
-marker, says so instead, and this rule is not used.)
+keep N lines of it, `monitor --until-idle` must know when it has seen it all,
+and `monitor` must tell a replayed process from one that just started. (A
+decoder that knows the boundary, from a snapshot frame or a ``Ready`` marker,
+says so instead, and these rules are not used.)
 
-The rule reads the link, not the producer. A server writes its history as fast
-as it can: the batches of frames the client reads come back to back, the client
-hardly waiting for the next one. Live output comes at the producer's pace, so
-the first wait clearly longer than those of the history (:data:`RATIO` times
-their mean, and at least :data:`FLOOR`) is where the history may have ended —
-a *candidate* cut. It stands once :data:`CONFIRM` more batches came at a live
-pace, or once ``settle`` seconds pass without the burst resuming; a batch that
-comes back to back again (the server paused in the middle of its history)
-rejects it, and a wait :data:`RATIO` times longer still takes its place. A history followed by silence ends ``settle`` seconds after its
-last frame; an empty one, when no frame comes within ``first_wait`` seconds, or
-when the first frame comes late and those after it at the same pace. A producer
-too fast for any of that (the client waiting for data most of the last
-``settle`` seconds, with no candidate) ends it where it stands.
+Both rules read the link, not the producer. A server writes its history as fast
+as it can, so while it arrives the client is the bottleneck: the next frames are
+already there whenever it reads, several at a time; live output comes at the
+producer's pace, leaving the client waiting for it, a frame or two at a time,
+however fast the process writes (a dev server at 1,000 lines/s included).
+
+- :class:`SettledHistory`, late rather than early (without `--follow`: what has
+  been logged so far; `--until-idle`: every process seen). Time is cut into
+  windows of :data:`WINDOW` seconds; a window is *busy* when the client waited
+  for data less than half of it, or :data:`BUSY_BYTES` arrived in it (a big
+  frame on its way). The history is over once ``settle`` seconds pass without
+  a busy window, and not before ``2 × settle`` after the first frame (a slow
+  server's short history trickles in). Junk, a frame trickling in, a producer
+  at any pace the client keeps up with leave no busy window.
+- :class:`TailHistory`, early rather than late (`--tail`, where a late cut would
+  move live lines into the tail and out of the output; the real server's event
+  replay, where a late cut would hide a quick process). The first wait clearly
+  longer than the history's own (:data:`RATIO` times their mean, at least
+  :data:`FLOOR`), before a read that is not a backlog (no more than
+  :data:`DENSE` frames, plus one per :data:`DENSE_PACE` seconds waited), is a
+  *candidate* cut. It stands once :data:`CONFIRM` more reads came at a live
+  pace, or ``settle`` seconds passed; a read back to back again, or a backlog,
+  rejects it (the server only paused), and a wait :data:`RATIO` times longer
+  still takes its place. A first frame later than :data:`EMPTY` that is not a
+  backlog is a candidate too: the history may be empty. A producer too fast
+  for a pause to show (the client waiting for data most of the last ``settle``
+  seconds, with no candidate) ends the history where it stands.
 
 Whatever is decided, the output stays contiguous: every frame after the cut is
-live output and passes on in full, so `--tail` never loses a live line, and a
-late cut moves a few live lines into the tail, never out of the output. Only
-the batches since a candidate cut are held; everything before it is history
-for sure and passes on at once.
+live output and passes on in full, so `--tail` never loses a live line past the
+cut. Only the reads since a candidate cut are held; everything before it is
+history for sure and passes on at once, so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -51,10 +65,10 @@ DENSE_PACE = 0.001
 #: Seconds per window of the settled rule.
 WINDOW = 0.05
 #: Bytes arriving in a window (or while waiting for a batch) that make it busy.
-BUSY_BYTES = 256 * 1024
+BUSY_BYTES = 32 * 1024
 
 
-#: Where the history ends, among the batches :class:`HistoryBoundary` hands back
+#: Where the history ends, among the batches a :class:`Boundary` hands back
 #: (an empty batch, told apart by identity).
 CUT: list[bytes] = []
 
@@ -73,7 +87,12 @@ class Boundary:
     frame comes.
     """
 
-    over = False
+    def __init__(self, opened_at: float, settle: float, first_wait: float) -> None:
+        self.opened_at = opened_at
+        self.settle = settle
+        #: no frame this long after opening: the history is empty
+        self.first_wait = first_wait
+        self.over = False
 
     def due(self) -> float:
         raise NotImplementedError
@@ -83,8 +102,9 @@ class Boundary:
         ``received`` bytes arrived (a big frame arriving is not waiting)."""
         raise NotImplementedError
 
-    def wait(self, since: float, now: float) -> Batches:
-        """The client waited from ``since`` to ``now`` and no frame came."""
+    def wait(self, since: float, now: float, received: int = 0) -> Batches:
+        """The client waited from ``since`` to ``now`` and no whole frame came
+        (``received`` bytes of one did)."""
         out: Batches = []
         if not self.over and now >= self.due():
             self._end(out)
@@ -114,11 +134,8 @@ class SettledHistory(Boundary):
     """
 
     def __init__(self, opened_at: float, settle: float, first_wait: float) -> None:
-        self.opened_at = opened_at
-        self.settle = settle
-        self.first_wait = first_wait
+        super().__init__(opened_at, settle, first_wait)
         self.first_at: float | None = None
-        self.over = False
         self._window = 0  # the window being measured, from the first frame
         self._waited = 0.0
         self._received = 0
@@ -145,26 +162,24 @@ class SettledHistory(Boundary):
         out.append(frames)
         return out
 
-    def wait(self, since: float, now: float) -> Batches:
+    def wait(self, since: float, now: float, received: int = 0) -> Batches:
         if self.first_at is not None and not self.over:
-            self._account(since, now, 0)
-        return super().wait(since, now)
+            self._account(since, now, received)
+        return super().wait(since, now, received)
 
     def _account(self, start: float, end: float, received: int) -> None:
-        """A wait from ``start`` to ``end`` (``received`` bytes arriving meanwhile),
-        spread over the windows it spans; judge each window that ends."""
+        """A wait from ``start`` to ``end`` (``received`` bytes arriving meanwhile,
+        spread evenly over it), over the windows it spans; judge each window that ends."""
         assert self.first_at is not None
+        rate = received / (end - start) if end > start else 0.0
         while True:
             window_start = self.first_at + self._window * WINDOW
             window_end = window_start + WINDOW
             part = max(0.0, min(end, window_end) - max(start, window_start))
-            if end < window_end:
-                self._waited += part
-                self._received += received
-                return
             self._waited += part
-            self._received += received
-            received = 0
+            self._received += int(rate * part) if end > start else received
+            if end < window_end:
+                return
             if self._waited < WINDOW / 2 or self._received >= BUSY_BYTES:
                 self._busy_until = window_end
             self._window += 1
@@ -177,12 +192,9 @@ class TailHistory(Boundary):
     where a late cut would move live lines into the tail and out of the output."""
 
     def __init__(self, opened_at: float, settle: float, first_wait: float) -> None:
-        self.opened_at = opened_at
-        self.settle = settle
-        self.first_wait = first_wait
+        super().__init__(opened_at, settle, first_wait)
         self.first_at: float | None = None
         self.last_at = opened_at
-        self.over = False
         #: the batches from the candidate cut on, held
         self._held: deque[list[bytes]] = deque()
         self._cand_at: float | None = None  # when the candidate batch arrived

@@ -43,7 +43,7 @@ async def read_history(
                 async with asyncio.timeout_at(history.due()):
                     batch = await receive()
             except TimeoutError:
-                history.wait(since, loop.time())
+                history.wait(since, loop.time(), channel.received() - before)
                 if history.over:
                     return verifier
                 continue
