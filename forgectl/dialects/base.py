@@ -47,6 +47,11 @@ class Verifier(Protocol):
 
     def feed(self, frame: bytes | str) -> None: ...
 
+    def needs_more(self) -> bool:
+        """Whether the copy must be read further than the end of its history
+        seems to be (it does not yet cover what it must)."""
+        ...
+
 
 class Decoder:
     """Turns the frames of one logical stream into events, across reconnects.
@@ -103,6 +108,15 @@ class Decoder:
         """After a connection's first frames: a reader for a second copy of the
         history, read on another connection, if this one should be checked."""
         return None
+
+    def holding(self) -> bool:
+        """Whether the decoder holds events back and so places the history's end
+        among them itself (the driver then adds no marker of its own at the cut)."""
+        return False
+
+    def checked_events(self) -> list[Event]:
+        """While that second copy is being read: events it has let go already."""
+        return []
 
     def verified(self, check: Any) -> Iterable[Event]:
         """That second copy has been read (``check``: the verifier, or None when

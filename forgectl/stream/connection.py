@@ -164,6 +164,11 @@ class Connection:
                 return
             arrived = loop.time()
             self.frames += len(batch)
+            if not self._asked:
+                # The first frames are in: this connection is past the moment a
+                # join can lose anything, so a second one opened now has it all.
+                # Asked before they are fed, so the check sees every frame.
+                self._ask()
             events: list[Event] = []
             if history is None:
                 self._feed(batch, feed, events)
@@ -174,8 +179,6 @@ class Connection:
                 )
             if quiet_after is not None:
                 quiet_at = arrived + quiet_after
-            if not self._asked and self.frames and not self.finished:
-                self._ask()
             events.extend(self._checked())
             if events:
                 yield events
@@ -194,10 +197,16 @@ class Connection:
     def _checked(self) -> list[Event]:
         """The decoder's healing events, once the check has finished."""
         task = self.verification
-        if task is None or not task.done():
+        if task is None:
             return []
-        self.verification = None
-        return list(self.decoder.verified(self._outcome_of(task)))
+        if not task.done():
+            events = self.decoder.checked_events()
+        else:
+            self.verification = None
+            events = list(self.decoder.verified(self._outcome_of(task)))
+        if not self.mark:  # a decoder holding events places the history's end among them
+            events = [e for e in events if e is not BACKLOG_END]
+        return events
 
     def _outcome_of(self, task: asyncio.Task[Verifier]) -> Verifier | None:
         if task.cancelled():
@@ -237,11 +246,14 @@ class Connection:
                 self.finished = True
                 return
 
-    def _take(self, events: Iterable[Event], out: list[Event]) -> bool:
+    def _take(self, events: Iterable[Event], out: list[Event], *, strip: bool = False) -> bool:
         """The decoder's events; True when they end this connection's reading."""
         if self.decoder.knows_history:
             return self._marked(events, out)
-        out.extend(events)
+        if strip:
+            out.extend(e for e in events if e is not BACKLOG_END)
+        else:
+            out.extend(events)
         return False
 
     def _marked(self, events: Iterable[Event], out: list[Event]) -> bool:
@@ -271,12 +283,13 @@ class Connection:
                 return
             if batch is CUT:
                 self.history = None
-                self._take(self.decoder.history_over(), out)
+                holding = self.decoder.holding()
+                self._take(self.decoder.history_over(), out, strip=not self.mark)
                 if self.settle:
                     self.finished = True
                     self.outcome = Outcome.SETTLED
                     return
-                if self.mark:
+                if self.mark and not holding:
                     out.append(BACKLOG_END)
                 continue
             self._feed(batch, feed, out)

@@ -6,7 +6,7 @@ opened once the first has its first frame, gets a later copy of the history
 that includes them; the decoder compares (see
 :meth:`~forgectl.dialects.forge.logs.ForgeLogsDecoder.verified`). This module
 only reads it: to the end of that history (the late rule of
-:mod:`.history`), or to the stream's end.
+:mod:`.history`) and as far as the verifier says it must, or to the stream's end.
 """
 
 from __future__ import annotations
@@ -35,25 +35,36 @@ async def read_history(
     channel = await open_channel()
     try:
         receive = channel.receiver()
-        history = SettledHistory(loop.time(), settle, first_wait)
+        history: SettledHistory | None = SettledHistory(loop.time(), settle, first_wait)
         while not verifier.finished:
+            if history is None and not verifier.needs_more():
+                return verifier
             since = loop.time()
             before = channel.received()
             try:
-                async with asyncio.timeout_at(history.due()):
+                if history is None:
                     batch = await receive()
+                else:
+                    async with asyncio.timeout_at(history.due()):
+                        batch = await receive()
             except TimeoutError:
+                assert history is not None
                 history.wait(since, loop.time(), channel.received() - before)
                 if history.over:
-                    return verifier
+                    history = None
                 continue
             except Exception as exc:
                 channel.closed_by(exc)  # raises unless closed cleanly
                 return verifier
+            if history is None:
+                for frame in batch:
+                    verifier.feed(frame)
+                continue
             now = loop.time()
             for frames in history.batch(now, now - since, channel.received() - before, batch):
                 if frames is CUT:
-                    return verifier
+                    history = None
+                    continue
                 for frame in frames:
                     verifier.feed(frame)
         return verifier

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+import time
 from array import array
+from collections import deque
 from collections.abc import Iterable
+from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from orjson import JSONDecodeError, loads
 
-from ...events import Event, LogEntry, RawChunk, deep_json
+from ...events import BACKLOG_END, Event, LogEntry, RawChunk, deep_json
 from ..patch import ops_of, split
 from .base import _ENTRIES_LEN, ENTRIES, MAX_AHEAD, PatchDecoder, _index
 from .schema import _PLAIN_KINDS, _STREAMS, _raw_line, normalize_entry
@@ -146,9 +151,36 @@ class _EntriesDecoder(PatchDecoder):
 
 
 class ForgeRawDecoder(_EntriesDecoder):
-    """``{"type":"STDOUT"|"STDERR","content":...}`` → the bytes, verbatim."""
+    """``{"type":"STDOUT"|"STDERR","content":...}`` → the bytes, verbatim.
+
+    The server drops output when a client joins a busy process (see
+    :class:`ForgeLogsDecoder`), and raw entries are numbered per connection, so
+    a lost chunk leaves no gap: the later ones just move up. With ``follow``, a
+    connection's chunks are therefore held until a second connection's copy of
+    the history confirms them (:class:`RawAlignment`), and chunks it lost are
+    put back in their place; past that copy's end, everything goes straight out.
+    """
+
+    def __init__(self, diag: Diagnostics, follow: bool = False) -> None:
+        super().__init__(diag)
+        self.follow = follow
+        self.verifies = follow
+        self.alignment: RawAlignment | None = None
+        #: chunks lost on the last connection (its numbering is that many behind)
+        self.shift = 0
+        #: the check is over; the alignment stays open this long for us to catch up
+        self.catch_up_until = math.inf
+
+    def connected(self) -> None:
+        super().connected()
+        if self.shift:
+            self.emitted_to(self.emitted + self.shift)
+            self.shift = 0
+        self.alignment = None
 
     def next_added(self, value: Any) -> tuple[Event, ...] | None:
+        if self.alignment is not None:
+            return None  # held for the alignment: the general path
         try:
             content = value["content"]
             stream = _STREAMS.get(value["type"]) if type(content) is str else None
@@ -163,34 +195,277 @@ class ForgeRawDecoder(_EntriesDecoder):
         if index < self.emitted:
             return  # already written: raw output is never rewritten
         content = value.get("content")
-        if type(content) is not str:
+        kind = value.get("type")
+        if type(content) is not str or (kind is not None and type(kind) is not str):
             self.diag.bad_frame("unexpected log entry", f"entry {index}: no text content")
             return
+        alignment = self.alignment
+        if alignment is not None:
+            alignment.ours.append(value)
+            alignment.received += 1
+            alignment.step()
+            out.extend(self.checked_events())
+            if self.catch_up_until < math.inf and not alignment.theirs:
+                out.extend(self._close_alignment())  # caught up with the copy
+            return
+        self.chunk(value, out)
+
+    def chunk(self, value: dict[str, Any], out: list[Event]) -> None:
+        """One chunk of output, in its place in the sequence, as events."""
         kind = value.get("type")
+        content = value["content"]
         out.append(RawChunk(content.encode(), kind.lower() if type(kind) is str else None))
+
+    def verifier(self) -> RawVerifier | None:
+        if not self.follow or self.done:
+            return None
+        self.alignment = RawAlignment()
+        return RawVerifier(self.alignment)
+
+    def holding(self) -> bool:
+        return self.alignment is not None
+
+    def history_over(self) -> list[Event]:
+        # The driver's cut falls after the chunks received so far: it goes out
+        # with them, in its place, when they are confirmed.
+        if self.alignment is not None:
+            self.alignment.mark()
+            return self.checked_events()
+        return []
+
+    def checked_events(self) -> list[Event]:
+        alignment = self.alignment
+        if alignment is None or not alignment.ready:
+            return []
+        out: list[Event] = []
+        for value in alignment.ready:
+            if value is HISTORY_MARK:
+                out.append(BACKLOG_END)
+            else:
+                self.chunk(value, out)
+        alignment.ready.clear()
+        return out
+
+    def verified(self, check: Any) -> list[Event]:
+        """The later copy is read: our chunks it has confirmed go out, and ours
+        stay held a moment more while this connection catches up with it."""
+        alignment = self.alignment
+        if alignment is None:
+            return []
+        alignment.step()
+        if not alignment.theirs or check is None or self.done:
+            return self._close_alignment()
+        self.catch_up_until = self.wake_at = time.monotonic() + CATCH_UP
+        return self.checked_events()
+
+    def quiet(self) -> list[Event]:
+        # Called at wake_at: this connection never got what the copy still has.
+        if self.alignment is not None and time.monotonic() >= self.catch_up_until:
+            return self._close_alignment()
+        return []
+
+    def _close_alignment(self) -> list[Event]:
+        alignment = self.alignment
+        assert alignment is not None
+        alignment.end()
+        out = self.checked_events()
+        self.shift = alignment.lost
+        if alignment.lost:
+            self.diag.trace(f"{alignment.lost} chunks the server dropped at the join were put back")
+        if alignment.unaligned:
+            self.diag.warning(
+                "could not match the output against a second reading of it: "
+                "a chunk the server dropped when forgectl joined may be missing"
+            )
+        self.alignment = None
+        self.wake_at = self.catch_up_until = math.inf
+        return out
+
+    def finish(self) -> list[Event]:
+        # With the check still running, what the alignment holds comes out when
+        # it ends (verified(), which the driver waits for once the stream is
+        # done); once the check is over, now.
+        out = super().finish()
+        if self.alignment is not None and self.catch_up_until < math.inf:
+            out = self._close_alignment() + out
+        return out
+
+
+#: Where the history ends, among the chunks an alignment passes on.
+HISTORY_MARK: dict[str, Any] = {}
+
+#: After the later copy is read, how long this connection may take to catch up
+#: with it before what it still lacks counts as lost at its join.
+CATCH_UP = 2.0
+
+
+class RawAlignment:
+    """Two copies of one raw output, lined up chunk by chunk: ``ours`` (this
+    connection's chunks, held) and ``theirs`` (a later connection's history).
+
+    Where they agree, our chunk is confirmed (:attr:`ready`). Where ours lacks a
+    run of theirs (this connection lost it at its join), theirs go out in its
+    place; where theirs lack a run of ours (that copy lost its own), ours go
+    out. A difference is settled once :data:`MATCH` chunks after it agree again,
+    within :data:`LOOK` chunks.
+    """
+
+    LOOK = 256
+    MATCH = 3
+
+    def __init__(self) -> None:
+        self.ours: deque[dict[str, Any]] = deque()
+        self.theirs: deque[dict[str, Any]] = deque()
+        self.ready: list[dict[str, Any]] = []
+        self.lost = 0  # chunks this connection had lost, put back
+        self.unaligned = False
+        self.received = 0  # our chunks so far
+        self.released = 0  # ... and those passed on
+        #: the end of the history falls after this many of our chunks
+        self.mark_after: int | None = None
+
+    def mark(self) -> None:
+        """The history ends after our chunks so far."""
+        self.mark_after = self.received
+        self._place_mark()
+
+    def _place_mark(self) -> None:
+        if self.mark_after is not None and self.released >= self.mark_after:
+            self.ready.append(HISTORY_MARK)
+            self.mark_after = None
+
+    def _ours(self) -> None:
+        self.ready.append(self.ours.popleft())
+        self.released += 1
+        self._place_mark()
+
+    def step(self, final: bool = False) -> None:
+        """Line up what both copies have; ``final``: neither grows any more, so
+        what is left lines up however short."""
+        ours, theirs = self.ours, self.theirs
+        while ours and theirs:
+            if _same(ours[0], theirs[0]):
+                self._ours()
+                theirs.popleft()
+                continue
+            if not self._resync(final):
+                return  # wait for more of one copy or the other
+
+    def _resync(self, final: bool) -> bool:
+        """The copies differ at their heads: line up their next LOOK chunks (a
+        longest-common-subsequence diff, difflib's) up to the first run of MATCH
+        chunks both have, and pass on what comes before it: ours where the copy
+        lacks it, theirs where ours does (ours' losses first: they are older)."""
+        ours, theirs = self.ours, self.theirs
+        a = [_key(v) for v in itertools.islice(ours, self.LOOK)]
+        b = [_key(v) for v in itertools.islice(theirs, self.LOOK)]
+        anchor = next(
+            (
+                m
+                for m in SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()
+                if m.size >= self.MATCH or (final and m.size) or (m.size and m.a + m.size == len(a))
+            ),
+            None,
+        )
+        if anchor is None:
+            if final or (len(a) >= self.LOOK and len(b) >= self.LOOK):
+                self.unaligned = True  # nothing lines up: stop holding
+                while ours:
+                    self._ours()
+                theirs.clear()
+            return False
+        before = SequenceMatcher(None, a[: anchor.a], b[: anchor.b], autojunk=False)
+        for tag, i1, i2, j1, j2 in before.get_opcodes():
+            if tag == "equal":
+                for _ in range(i2 - i1):
+                    self._ours()
+                    theirs.popleft()
+                continue
+            if tag in ("insert", "replace"):  # ours lost them
+                for _ in range(j2 - j1):
+                    self.ready.append(theirs.popleft())
+                self.lost += j2 - j1
+            if tag in ("delete", "replace"):  # the copy lost them
+                for _ in range(i2 - i1):
+                    self._ours()
+        return True
+
+    def end(self) -> None:
+        """That later copy is over: what lines up, then ours as they are; chunks of
+        theirs ours never got, after it had time to, were lost by ours."""
+        self.step(final=True)
+        if self.theirs and not self.ours:
+            self.lost += len(self.theirs)
+            self.ready.extend(self.theirs)
+        while self.ours:
+            self._ours()
+        self.theirs.clear()
+        if self.mark_after is not None:
+            self.ready.append(HISTORY_MARK)
+            self.mark_after = None
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return bool(a.get("content") == b.get("content") and a.get("type") == b.get("type"))
+
+
+def _key(value: dict[str, Any]) -> tuple[Any, Any]:
+    return value.get("type"), value.get("content")
+
+
+class RawVerifier:
+    """Feeds a later connection's raw history into a :class:`RawAlignment`.
+
+    Once that copy's history seems over (by how its link behaves), it is read
+    on until it has confirmed every chunk this connection had by then: a
+    starved or slow second connection must not stop short of the place where
+    this one lost something.
+    """
+
+    def __init__(self, alignment: RawAlignment) -> None:
+        self.alignment = alignment
+        self.finished = False
+        self.target: int | None = None
+
+    def needs_more(self) -> bool:
+        alignment = self.alignment
+        if self.target is None:
+            self.target = alignment.received
+        return not self.finished and alignment.released < self.target and not alignment.unaligned
+
+    def feed(self, frame: bytes | str) -> None:
+        try:
+            obj = loads(frame)
+        except JSONDecodeError:
+            return
+        ops = obj.get("JsonPatch") if type(obj) is dict else None
+        if type(ops) is not list:
+            if type(obj) is dict and obj.get("finished") is True:
+                self.finished = True
+            return
+        for op in ops:
+            if type(op) is dict and op.get("op") == "add":
+                value = op.get("value")
+                if type(value) is dict and type(value.get("content")) is str:
+                    self.alignment.theirs.append(value)
+        self.alignment.step()
 
 
 class ForgeRawAsLogsDecoder(ForgeRawDecoder):
     """Raw output shown as normalized entries (script processes have no normalized
     stream once finished): one entry per line, stderr lines at level ``warn``."""
 
-    def __init__(self, diag: Diagnostics) -> None:
-        super().__init__(diag)
+    def __init__(self, diag: Diagnostics, follow: bool = False) -> None:
+        super().__init__(diag, follow)
         self.partial: dict[str, str] = {}
         self.lines = 0  # lines emitted: each one's metadata.index, as entries have
 
-    next_added = _EntriesDecoder.next_added  # every entry is split into lines by entry()
+    next_added = _EntriesDecoder.next_added  # every entry is split into lines by chunk()
 
-    def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
-        if index < self.emitted:
-            return
-        content = value.get("content")
+    def chunk(self, value: dict[str, Any], out: list[Event]) -> None:
         kind = value.get("type")
-        if type(content) is not str or type(kind) is not str:
-            self.diag.bad_frame("unexpected log entry", f"entry {index}: no text content")
-            return
-        stream = kind.lower()
-        text = self.partial.pop(stream, "") + content
+        stream = kind.lower() if type(kind) is str else "stdout"
+        text = self.partial.pop(stream, "") + value["content"]
         lines = text.split("\n")
         if lines[-1]:
             self.partial[stream] = lines[-1]
@@ -202,13 +477,25 @@ class ForgeRawAsLogsDecoder(ForgeRawDecoder):
         return _raw_line(line, stream, self.lines - 1)
 
     def finish(self) -> list[Event]:
-        self.check_resent()
+        out = super().finish()
+        if self.alignment is None:
+            out.extend(self._rest())
+        return out
+
+    def verified(self, check: Any) -> list[Event]:
+        out = super().verified(check)
+        if self.done:
+            out.extend(self._rest())
+        return out
+
+    def _rest(self) -> list[Event]:
+        """The last line of each stream, if it had no newline."""
         out: list[Event] = [self._line(rest, stream) for stream, rest in self.partial.items()]
         self.partial.clear()
         return out
 
     def settled(self) -> list[Event]:
-        return self.finish()
+        return self._rest()
 
 
 def _version_mark(doc: dict[str, Any]) -> int:
@@ -455,6 +742,9 @@ class LogVerifier:
         self.last: dict[int, dict[str, Any]] = {}
         self.frames: set[int] = set()
         self.finished = False
+
+    def needs_more(self) -> bool:
+        return False  # frames both connections saw tell which one is ahead
 
     def feed(self, frame: bytes | str) -> None:
         try:

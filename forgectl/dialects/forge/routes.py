@@ -69,13 +69,13 @@ class ForgeDialect(Dialect):
         decoder: Decoder
         if request.kind == "raw":
             route = Route(f"/api/execution-processes/{target}/raw-logs/ws")
-            decoder = ForgeRawDecoder(diag)
+            decoder = ForgeRawDecoder(diag, request.follow)
         elif request.kind == "logs":
             reason = await self._script_reason(endpoint, request.target or "")
             if reason is not None:  # its normalized stream stays empty while it runs
                 diag.note(_no_normalized(request.target, reason))
                 route = Route(f"/api/execution-processes/{target}/raw-logs/ws")
-                decoder = ForgeRawAsLogsDecoder(diag)
+                decoder = ForgeRawAsLogsDecoder(diag, request.follow)
             else:
                 route = Route(f"/api/execution-processes/{target}/normalized-logs/ws")
                 decoder = ForgeLogsDecoder(diag, request.follow)
@@ -177,6 +177,6 @@ class ForgeDialect(Dialect):
         diag.note(_no_normalized(request.target, reason))
         return Plan(
             Route(f"/api/execution-processes/{segment(request.target or '')}/raw-logs/ws"),
-            ForgeRawAsLogsDecoder(diag),
+            ForgeRawAsLogsDecoder(diag, request.follow),
             plan.what,
         )
