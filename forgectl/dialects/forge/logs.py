@@ -170,6 +170,7 @@ class ForgeRawDecoder(_EntriesDecoder):
         self.shift = 0
         #: the check is over; the alignment stays open this long for us to catch up
         self.catch_up_until = math.inf
+        self.printed_before = 0
 
     def connected(self) -> None:
         super().connected()
@@ -177,6 +178,8 @@ class ForgeRawDecoder(_EntriesDecoder):
             self.emitted_to(self.emitted + self.shift)
             self.shift = 0
         self.alignment = None
+        #: what was printed before this connection: its resend, skipped by index
+        self.printed_before = self.emitted
 
     def next_added(self, value: Any) -> tuple[Event, ...] | None:
         if self.alignment is not None:
@@ -220,7 +223,7 @@ class ForgeRawDecoder(_EntriesDecoder):
         if not self.follow or self.done:
             return None
         self.alignment = RawAlignment()
-        return RawVerifier(self.alignment)
+        return RawVerifier(self.alignment, self.printed_before)
 
     def holding(self) -> bool:
         return self.alignment is not None
@@ -422,10 +425,12 @@ class RawVerifier:
     this one lost something.
     """
 
-    def __init__(self, alignment: RawAlignment) -> None:
+    def __init__(self, alignment: RawAlignment, start: int = 0) -> None:
         self.alignment = alignment
         self.finished = False
         self.target: int | None = None
+        #: the copy's chunks before this index were printed before this connection
+        self.start = start
 
     def needs_more(self) -> bool:
         alignment = self.alignment
@@ -445,7 +450,10 @@ class RawVerifier:
             return
         for op in ops:
             if type(op) is dict and op.get("op") == "add":
-                value = op.get("value")
+                value, path = op.get("value"), op.get("path")
+                index = _index(split(path, ENTRIES)) if type(path) is str else None
+                if index is not None and index < self.start:
+                    continue  # printed before this connection opened
                 if type(value) is dict and type(value.get("content")) is str:
                     self.alignment.theirs.append(value)
         self.alignment.step()
