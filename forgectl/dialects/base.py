@@ -118,6 +118,11 @@ class Decoder:
         """While that second copy is being read: events it has let go already."""
         return []
 
+    def check_abandoned(self) -> list[Event]:
+        """The connection being checked is gone before its check ended: events
+        held for it (they were received: they go out as they are)."""
+        return []
+
     def verified(self, check: Any) -> Iterable[Event]:
         """That second copy has been read (``check``: the verifier, or None when
         it could not be had): the events that heal what this connection missed."""

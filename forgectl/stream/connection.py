@@ -230,10 +230,14 @@ class Connection:
             task.cancel()
         return self._checked() if task.done() else list(self.decoder.verified(None))
 
-    def cancel_check(self) -> None:
+    def cancel_check(self) -> list[Event]:
+        """The connection ends before its check: stop it; what the decoder held
+        for it goes out as it is."""
         if self.verification is not None:
             self.verification.cancel()
             self.verification = None
+        events = self.decoder.check_abandoned()
+        return events if self.mark else [e for e in events if e is not BACKLOG_END]
 
     def _feed(
         self, batch: list[bytes], feed: Callable[[bytes | str], Iterable[Event]], out: list[Event]

@@ -218,8 +218,7 @@ class Stream:
                 # A fatal error (a message over the limit...): what the decoder
                 # holds was received, so it is printed before the error ends it.
                 dog.cancel()
-                connection.cancel_check()
-                held = list(decoder.quiet())
+                held = [*connection.cancel_check(), *decoder.quiet()]
                 if held:
                     yield held
                 await _close_quickly(channel)
@@ -241,7 +240,9 @@ class Stream:
                 if healed:
                     yield healed
                 return
-            connection.cancel_check()
+            held = connection.cancel_check()
+            if held:
+                yield held
             if lost is None and outcome is Outcome.SETTLED:
                 await _close_quickly(channel)
                 tail = list(decoder.settled())

@@ -261,6 +261,9 @@ class ForgeRawDecoder(_EntriesDecoder):
         self.catch_up_until = self.wake_at = time.monotonic() + CATCH_UP
         return self.checked_events()
 
+    def check_abandoned(self) -> list[Event]:
+        return self._close_alignment() if self.alignment is not None else []
+
     def quiet(self) -> list[Event]:
         # Called at wake_at: this connection never got what the copy still has.
         if self.alignment is not None and time.monotonic() >= self.catch_up_until:
@@ -596,6 +599,10 @@ class ForgeLogsDecoder(_EntriesDecoder):
             self.tracking = None
             return None
         return LogVerifier()
+
+    def check_abandoned(self) -> list[Event]:
+        self.tracking = None  # the next connection is checked afresh
+        return []
 
     def verified(self, check: Any) -> list[Event]:
         """The second connection's history is in (or could not be had: None):
