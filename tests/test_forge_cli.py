@@ -566,7 +566,9 @@ def test_diff_of_unknown_attempt(server: ForgeServer) -> None:
 async def test_python_api(server: ForgeServer, sc: Scenario, agent: Scenario) -> None:
     assert agent.coding_agent_process_id is not None
     async with ForgeClient(server=server.url, options=StreamOptions(backoff_initial=0.05)) as forge:
-        raw = "".join([c async for c in forge.processes.stream_logs(sc.setup_process_id, "raw")])
+        raw = "".join(
+            [c.text async for c in forge.processes.stream_logs(sc.setup_process_id, "raw")]
+        )
         assert raw.replace(sc.setup_stderr, "", 1) == sc.setup_stdout
         entries = [e async for e in forge.processes.stream_logs(agent.coding_agent_process_id)]
         assert [type(e) for e in entries] == [LogEntry]
