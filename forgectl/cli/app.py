@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -177,6 +177,23 @@ def debug_enabled(app: Application | None) -> bool:
 pass_app = click.make_pass_decorator(Application, ensure=True)
 
 __all__ = ["Application", "ExitCode", "pass_app"]
+
+
+def die_by(signum: int) -> NoReturn:
+    """Die by ``signum`` once the output is flushed: the default handler restored and
+    the signal raised again, so the parent (a shell loop, make) sees the signal, not
+    an exit status, and stops too. Exits 128 + signum if the signal does not kill."""
+    import signal
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        silence(sys.stdout.fileno())  # nothing left to write: no error at exit
+    with contextlib.suppress(OSError, ValueError):
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    sys.exit(128 + signum)
 
 
 def silence(fd: int) -> None:

@@ -12,7 +12,7 @@ import click
 
 from .. import __version__
 from ..errors import ExitCode, ForgeError
-from .app import Application, _stderr, silence
+from .app import Application, _stderr, die_by, silence
 from .options import connection_options, format_sections
 
 #: Subcommand name → (module beside this one, attribute). A command's module is
@@ -159,5 +159,7 @@ def main(prog_name: str = "forgectl") -> None:
         _stderr(f"forgectl: error: {error.format_message()}")
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
-        sys.exit(int(ExitCode.INTERRUPTED))
+        import signal
+
+        die_by(signal.SIGINT)
     sys.exit(0)

@@ -41,7 +41,7 @@ TUNING = "Connection tuning"
 OUTPUT = "Output options"
 
 
-class Seconds(click.ParamType):
+class Seconds(click.ParamType):  # type: ignore[type-arg, unused-ignore]
     """A duration in seconds: a number (``inf`` included), never NaN; more than 0,
     or with ``zero`` 0 or more. Help and errors say so in words, not as ``x>0``."""
 
@@ -65,7 +65,7 @@ class Seconds(click.ParamType):
         return seconds
 
 
-class Count(click.ParamType):
+class Count(click.ParamType):  # type: ignore[type-arg, unused-ignore]
     """A count of things: 0 or more (no bound a person would have to read)."""
 
     name = "count"
