@@ -428,7 +428,7 @@ def test_event_stream_idle_longer_than_open_timeout_is_not_a_lost_link(
     live = Live(server, "monitor", "-v", "--open-timeout", "1")
     try:
         time.sleep(3.5)
-        assert live.interrupt() == 130
+        assert live.interrupt() == -signal.SIGINT
         assert "reconnecting" not in live.stderr and "Traceback" not in live.stderr
     finally:
         live.kill()
@@ -445,7 +445,7 @@ def test_event_stream_given_up_as_dead_reconnects_and_goes_on(server: ForgeServe
         started = live.until(lambda e: e.get("processId") == dev["id"], timeout=20)
         assert started[-1]["type"] == "process_started"
         server.stop_process(dev["id"])
-        assert live.interrupt() == 130
+        assert live.interrupt() == -signal.SIGINT
         assert "the peer looks dead" in live.stderr and "reconnecting" in live.stderr
     finally:
         live.kill()
@@ -472,7 +472,7 @@ def test_monitor_live_attempt_and_event_stream(server: ForgeServer, sc: Scenario
             assert mine == [("process_started", dev["id"]), ("process_stopped", dev["id"])]
             assert events[0]["taskAttemptId"] == sc.attempt_id
             assert events[0]["startedAt"] == dev["started_at"]
-            assert live.interrupt() == 130
+            assert live.interrupt() == -signal.SIGINT
             assert "Traceback" not in live.stderr
     finally:
         by_attempt.kill()
@@ -550,7 +550,7 @@ def test_diff_follow_sees_changes_reverts_and_deletions(server: ForgeServer) -> 
         (mine.worktree / "new_file.txt").unlink()  # an added file removed again
         update = live.until(lambda u: "new_file.txt" not in files(u))[-1]
         assert files(update) == ["later~1.txt", "sub/dir/nested.txt", "tilde~name.txt"]
-        assert live.interrupt() == 130
+        assert live.interrupt() == -signal.SIGINT
     finally:
         live.kill()
 
@@ -614,6 +614,6 @@ def test_monitor_on_a_fresh_server_reports_the_first_processes() -> None:
                 ("process_failed", mine.setup_process_id),
             ]
             assert events[1]["exitCode"] == 3
-            assert live.interrupt() == 130
+            assert live.interrupt() == -signal.SIGINT
         finally:
             live.kill()

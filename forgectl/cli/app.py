@@ -179,6 +179,16 @@ pass_app = click.make_pass_decorator(Application, ensure=True)
 __all__ = ["Application", "ExitCode", "pass_app"]
 
 
+class Signalled(SystemExit):
+    """A command ended by a signal: exit status 128 + signum where forgectl is
+    embedded (CliRunner), death by the signal itself in the ``forgectl`` program
+    (:func:`forgectl.cli.main.main` calls :func:`die_by`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
 def die_by(signum: int) -> NoReturn:
     """Die by ``signum`` once the output is flushed: the default handler restored and
     the signal raised again, so the parent (a shell loop, make) sees the signal, not

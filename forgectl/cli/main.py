@@ -12,7 +12,7 @@ import click
 
 from .. import __version__
 from ..errors import ExitCode, ForgeError
-from .app import Application, _stderr, die_by, silence
+from .app import Application, Signalled, _stderr, die_by, silence
 from .options import connection_options, format_sections
 
 #: Subcommand name → (module beside this one, attribute). A command's module is
@@ -136,6 +136,8 @@ def main(prog_name: str = "forgectl") -> None:
     """Run the CLI; every failure is one ``forgectl: error:`` line and an exit code."""
     try:
         cli.main(prog_name=prog_name, standalone_mode=False)
+    except Signalled as ended:  # the socket is closed, the output flushed: die by it
+        die_by(ended.signum)
     except click.exceptions.Exit as done:  # --help, --version
         sys.exit(done.exit_code)
     except click.UsageError as error:

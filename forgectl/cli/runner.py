@@ -22,7 +22,7 @@ from typing import NoReturn
 
 from ..errors import ExitCode, ForgeError
 from ..output.base import OutputClosed
-from .app import Application, _stderr, debug_enabled, die_by, silence
+from .app import Application, Signalled, _stderr, debug_enabled, silence
 
 #: The signals that end a command, and the status reported if dying by one fails.
 SIGNALS: dict[int, ExitCode] = {
@@ -32,14 +32,14 @@ SIGNALS: dict[int, ExitCode] = {
 
 
 def run(app: Application, body: Callable[[], Awaitable[int]]) -> NoReturn:
-    """Run ``body`` in an event loop and exit with its status (or die by the
-    signal that ended it)."""
+    """Run ``body`` in an event loop and exit with its status (or with
+    :class:`Signalled`, for the signal that ended it)."""
     received: list[int] = []
     code = _run(app, body, received)
     with contextlib.suppress(BrokenPipeError, ValueError, OSError):
         sys.stdout.flush()
     if received and received[0] in SIGNALS:
-        die_by(received[0])
+        raise Signalled(received[0])
     sys.exit(code)
 
 
