@@ -101,12 +101,14 @@ async def test_stream_logs_filters_a_script_as_the_cli_does(
         lines = [
             e async for e in forge.processes.stream_logs(sc.setup_process_id, grep=r"^line \d")
         ]
+        every = [e async for e in forge.processes.stream_logs(sc.setup_process_id)]
         last = [e async for e in forge.processes.stream_logs(sc.setup_process_id, tail=1)]
         warn = [e async for e in forge.processes.stream_logs(sc.setup_process_id, level="warning")]
     assert all(isinstance(e, LogEntry) for e in [*lines, *last, *warn])
     expected = [line for line in sc.setup_stdout.splitlines() if line.startswith("line ")]
     assert [e.message for e in lines] == expected
-    assert [e.message for e in last] == [sc.setup_stdout.splitlines()[-1]]
+    assert [e.to_dict() for e in last] == [every[-1].to_dict()]
+    assert len(every) == len(sc.setup_stdout.splitlines()) + len(sc.setup_stderr.splitlines())
     assert [(e.message, e.source) for e in warn] == [(sc.setup_stderr.strip(), "stderr")]
     printed = await cli_json("-s", server.url, "logs", sc.setup_process_id, "--grep", r"^line \d")
     assert printed == [e.to_dict() for e in lines]

@@ -21,6 +21,8 @@ from .options import (
 if TYPE_CHECKING:
     import asyncio
 
+    from ..client import ForgeClient
+
 #: After the log stream ended, how long the server may take to tell the exit status.
 EXIT_STATUS_GRACE = 10.0
 
@@ -155,16 +157,20 @@ def logs(
         waiting = asyncio.ensure_future(forge.processes.wait(process_id))
         try:
             await render(app, entries, renderer)
-            return await _exit_status(app, process_id, waiting)
+            return await _exit_status(app, forge, process_id, waiting)
         finally:
             waiting.cancel()
 
     run(app, body)
 
 
-async def _exit_status(app: Application, process_id: str, waiting: asyncio.Future[int]) -> int:
+async def _exit_status(
+    app: Application, forge: ForgeClient, process_id: str, waiting: asyncio.Future[int]
+) -> int:
     """The process's exit status, once its log has ended: the server may take a
-    moment to tell it; say so, and give 7 if it never does."""
+    moment to tell it; say so, and give 7 if it never does. A watch that failed
+    while the log streamed (the server restarting) is asked again: the process
+    has ended now, so its history answers."""
     import asyncio
     import contextlib
 
@@ -179,7 +185,9 @@ async def _exit_status(app: Application, process_id: str, waiting: asyncio.Futur
         )
         with contextlib.suppress(TimeoutError):
             return await asyncio.wait_for(asyncio.shield(waiting), EXIT_STATUS_GRACE)
-    except ForgeError as exc:  # the log stream decided; say why the status is unknown
-        app.diag.trace(f"exit-status watcher stopped: {app.message(exc)}")
+    except ForgeError as exc:
+        app.diag.trace(f"exit-status watcher stopped: {app.message(exc)}; asking again")
+        with contextlib.suppress(ForgeError, TimeoutError):
+            return await asyncio.wait_for(forge.processes.wait(process_id), EXIT_STATUS_GRACE)
     app.diag.warning(f"process {process_id} ended but the server did not report its exit status")
     return int(ExitCode.STATUS_UNKNOWN)
