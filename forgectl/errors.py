@@ -69,6 +69,8 @@ class Hint(enum.Enum):
     DIALECT = "dialect"
     #: The server does not answer like a Forge server at that URL: check the server.
     SERVER = "server"
+    #: A message was over the size limit: a larger limit would accept it.
+    MESSAGE_SIZE = "message-size"
 
 
 class ForgeError(Exception):
@@ -166,7 +168,7 @@ class MessageTooBig(ProtocolError):
         self.limit = limit
         what = f"a message of {_mib(size)}" if size is not None else "a message"
         over = f"the {_mib(limit)} limit" if limit is not None else "the size limit"
-        super().__init__(f"the server sent {what}, over {over} (--max-message-size MIB raises it)")
+        super().__init__(f"the server sent {what}, over {over}", hint=Hint.MESSAGE_SIZE)
 
 
 def _mib(size: int) -> str:

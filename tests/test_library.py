@@ -34,6 +34,7 @@ from reference_server import (
 
 from forgectl import ForgeClient
 from forgectl.cli.main import cli
+from forgectl.constants import MAX_MESSAGE_SIZE
 from forgectl.credentials import keyring_set
 from forgectl.errors import (
     ConfigError,
@@ -275,19 +276,11 @@ class Recording(Transport):
         route: Route,
         *,
         what: str,
-        ping_interval: float | None,
-        ping_timeout: float | None,
+        max_size: int = MAX_MESSAGE_SIZE,
         trace: Callable[[str], None] | None = None,
     ) -> Channel:
         self.opened.append(route.path)
-        return await super().open(
-            endpoint,
-            route,
-            what=what,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            trace=trace,
-        )
+        return await super().open(endpoint, route, what=what, max_size=max_size, trace=trace)
 
     async def get(
         self,

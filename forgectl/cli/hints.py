@@ -35,6 +35,8 @@ def _advice(hint: Hint | None, api: str) -> str:
         if api == "forge":
             return "; try --api documented or auto"
         return f"; is --server ({ENV_SERVER}) the Forge server?"
+    if hint is Hint.MESSAGE_SIZE:
+        return " (--max-message-size MIB raises it)"
     if hint is Hint.SERVER:
         return f"; is --server ({ENV_SERVER}) the Forge server?"
     return ""

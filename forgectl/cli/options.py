@@ -66,9 +66,14 @@ class Seconds(click.ParamType):  # type: ignore[type-arg, unused-ignore]
 
 
 class Count(click.ParamType):  # type: ignore[type-arg, unused-ignore]
-    """A count of things: 0 or more (no bound a person would have to read)."""
+    """A count of things: 0 or more (no bound a person would have to read), or
+    between ``low`` and ``high``, said in words."""
 
     name = "count"
+
+    def __init__(self, low: int = 0, high: int = sys.maxsize) -> None:
+        self.low = low
+        self.high = high
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, int):
@@ -78,9 +83,11 @@ class Count(click.ParamType):  # type: ignore[type-arg, unused-ignore]
                 count = int(str(value).strip())
             except ValueError:
                 self.fail(f"{value!r} is not a whole number.", param, ctx)
-        if count < 0:
-            self.fail(f"{value!r}: give 0 or more.", param, ctx)
-        if count > sys.maxsize:
+        if self.high < sys.maxsize and not self.low <= count <= self.high:
+            self.fail(f"{value!r}: give {self.low} to {self.high}.", param, ctx)
+        if count < self.low:
+            self.fail(f"{value!r}: give {self.low} or more.", param, ctx)
+        if count > self.high:
             self.fail(f"{value!r} is too large.", param, ctx)
         return count
 
@@ -354,7 +361,7 @@ def stream_options(func: F) -> F:
             ),
             option(
                 "--max-message-size",
-                type=click.IntRange(min=1, max=4096),
+                type=Count(1, 4096),
                 default=MAX_MESSAGE_SIZE >> 20,
                 metavar="MIB",
                 help="Refuse a message larger than this many MiB, 1 to 4096: exit 6 "
