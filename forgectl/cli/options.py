@@ -324,14 +324,12 @@ def stream_options(func: F) -> F:
                 "--no-reconnect",
                 is_flag=True,
                 metavar=None,
-                help="Exit (status 3) when an established connection drops, instead of "
-                "reconnecting.",
+                help="Exit (status 3) when an established connection drops.",
             ),
             option(
                 "--retry-for",
                 type=_POSITIVE,
-                help="Keep retrying a server that is down for up to this long (first connection "
-                "included; without it a refused first connection fails at once).",
+                help="Keep retrying a server that is down this long (the first connection too).",
             ),
             option(
                 "--ping-interval",
@@ -343,36 +341,31 @@ def stream_options(func: F) -> F:
                 "--stale-timeout",
                 type=_POSITIVE,
                 default=DEFAULT_STALE_TIMEOUT,
-                help="Reconnect when nothing arrives for this long: a dead peer "
-                f"(default {DEFAULT_STALE_TIMEOUT:g} s).",
+                help=f"Reconnect after this long without a sign of life (default {DEFAULT_STALE_TIMEOUT:g} s).",
             ),
             option(
                 "--open-timeout",
                 type=_POSITIVE,
                 default=DEFAULT_OPEN_TIMEOUT,
-                help="Give up on a connection handshake after this long "
-                f"(default {DEFAULT_OPEN_TIMEOUT:g} s).",
+                help=f"Give up on a handshake after this long (default {DEFAULT_OPEN_TIMEOUT:g} s).",
             ),
             option(
                 "--wait-start",
                 type=Seconds(zero=True),
-                help="If the process or attempt does not exist yet (404), keep polling "
-                "for it this long (CI often starts following before the job exists).",
+                help="Keep polling this long for a process or attempt that does not exist yet.",
             ),
             option(
                 "--max-message-size",
                 type=Count(1, 4096),
                 default=MAX_MESSAGE_SIZE >> 20,
                 metavar="MIB",
-                help="Refuse a message larger than this many MiB, 1 to 4096: exit 6 "
-                f"(default {MAX_MESSAGE_SIZE >> 20}).",
+                help=f"Refuse a message over this many MiB, 1-4096 (default {MAX_MESSAGE_SIZE >> 20}).",
             ),
             option(
                 "--settle",
                 type=_POSITIVE,
                 default=DEFAULT_SETTLE,
-                help="Without --follow: the history is complete once the server is quiet "
-                f"this long (default {DEFAULT_SETTLE:g} s).",
+                help=f"Without --follow: the history is over after this long quiet (default {DEFAULT_SETTLE:g} s).",
             ),
         ],
     )
