@@ -101,18 +101,44 @@ class Live:
         )
         self.lines: Queue[str] = Queue()
         self.stderr = ""
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._err: list[str] = []
+        self._err_seen = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._pump, daemon=True),
+            threading.Thread(target=self._pump_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.put(line)
 
+    def _pump_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._err_seen:
+                self._err.append(line)
+                self._err_seen.notify_all()
+
+    def wait_stderr(self, text: str, timeout: float = 15) -> float:
+        """Wait until a stderr line contains ``text`` (a -v trace); when it was seen."""
+        with self._err_seen:
+            found = self._err_seen.wait_for(lambda: any(text in ln for ln in self._err), timeout)
+        assert found, f"no {text!r} on stderr within {timeout} s: {''.join(self._err)}"
+        return time.monotonic()
+
     def next(self, timeout: float = 10) -> dict[str, Any]:
         try:
             return dict(json.loads(self.lines.get(timeout=timeout)))
         except Empty:
-            raise AssertionError(f"no output within {timeout} s") from None
+            with self._err_seen:
+                err = "".join(self._err)
+            command = " ".join(map(str, self.proc.args[1:]))  # type: ignore[index]
+            raise AssertionError(
+                f"{command}: no output within {timeout:.0f} s; its stderr:\n{err}"
+            ) from None
 
     def until(self, pred: Any, timeout: float = 15) -> list[dict[str, Any]]:
         """Lines up to and including the first one ``pred`` accepts."""
@@ -125,13 +151,16 @@ class Live:
 
     def interrupt(self) -> int:
         self.proc.send_signal(signal.SIGINT)
-        _, self.stderr = self.proc.communicate(timeout=10)
+        self.proc.wait(timeout=10)
+        for reader in self._readers:
+            reader.join(5)
+        self.stderr = "".join(self._err)
         return self.proc.returncode
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.communicate()
+            self.proc.wait()
 
 
 # -- dialect selection ---------------------------------------------------------------
@@ -454,10 +483,14 @@ def test_event_stream_given_up_as_dead_reconnects_and_goes_on(server: ForgeServe
 def test_monitor_live_attempt_and_event_stream(server: ForgeServer, sc: Scenario) -> None:
     """A dev server started after both monitors began: the attempt WebSocket and
     the SSE ``/api/events`` stream both report it starting and being stopped."""
-    by_attempt = Live(server, "monitor", "--attempt", sc.attempt_id)
-    everything = Live(server, "monitor")
+    by_attempt = Live(server, "-v", "monitor", "--attempt", sc.attempt_id)
+    everything = Live(server, "-v", "monitor")
     try:
-        time.sleep(2.0)  # both snapshots are in (silent: everything there has ended)
+        by_attempt.wait_stderr("/api/execution-processes/stream/ws")
+        connected = everything.wait_stderr("/api/events")
+        # The event stream has no end-of-replay marker: what comes in its first
+        # second counts as the replay (dialects/forge/processes.py). Start later.
+        time.sleep(max(0.0, connected + 1.5 - time.monotonic()))
         assert by_attempt.lines.empty() and everything.lines.empty()
         before = {p["id"] for p in server.list_processes(sc.attempt_id)}
         server.start_dev_server(sc.attempt_id)
@@ -473,7 +506,7 @@ def test_monitor_live_attempt_and_event_stream(server: ForgeServer, sc: Scenario
             assert events[0]["taskAttemptId"] == sc.attempt_id
             assert events[0]["startedAt"] == dev["started_at"]
             assert live.interrupt() == -signal.SIGINT
-            assert "Traceback" not in live.stderr
+            assert "Traceback" not in live.stderr and "error" not in live.stderr
     finally:
         by_attempt.kill()
         everything.kill()
