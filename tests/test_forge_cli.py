@@ -151,7 +151,11 @@ class Live:
 
     def interrupt(self) -> int:
         self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=10)
+        return self.finish(10)
+
+    def finish(self, timeout: float) -> int:
+        """Wait for the run to end by itself; its status (stderr in ``self.stderr``)."""
+        self.proc.wait(timeout=timeout)
         for reader in self._readers:
             reader.join(5)
         self.stderr = "".join(self._err)
@@ -259,8 +263,7 @@ def test_logs_follow_a_running_dev_server_live(server: ForgeServer) -> None:
         indexes = [e["metadata"]["index"] for e in ticks]
         assert indexes == list(range(len(ticks)))  # one per line, for group_by recipes
         server.stop_process(dev["id"])
-        _, live.stderr = live.proc.communicate(timeout=15)
-        assert live.proc.returncode == ExitCode.PROCESS_STOPPED, live.stderr
+        assert live.finish(15) == ExitCode.PROCESS_STOPPED, live.stderr
         assert "has no normalized log stream" in live.stderr
     finally:
         live.kill()
