@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from ..constants import DEFAULT_FIRST_WAIT
 from .app import Application, pass_app
 from .complete import complete_attempt_id
-from ..constants import DEFAULT_FIRST_WAIT
 from .options import (
     Command,
     Seconds,
