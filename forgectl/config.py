@@ -1,7 +1,9 @@
 """Profiles: named server settings in ``config.toml``.
 
-The file lives in forgectl's config directory (``$FORGECTL_CONFIG_DIR``, else
-``$XDG_CONFIG_HOME/forgectl``, else ``~/.config/forgectl``)::
+The file lives in forgectl's config directory: ``$FORGECTL_CONFIG_DIR``, else the
+platform's (platformdirs): on Linux ``$XDG_CONFIG_HOME/forgectl``, else
+``~/.config/forgectl``; on macOS ``~/Library/Application Support/forgectl``; on
+Windows ``%APPDATA%\forgectl``::
 
     default_profile = "work"          # optional; else a profile named "default"
 
@@ -19,6 +21,7 @@ A profile only fills what flags and environment variables left unset.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,8 +59,12 @@ def config_dir() -> Path:
     if override:
         return Path(override).expanduser()
     xdg = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(xdg).expanduser() if xdg and os.path.isabs(xdg) else Path.home() / ".config"
-    return base / "forgectl"
+    if xdg and not os.path.isabs(xdg) and sys.platform not in ("darwin", "win32"):
+        # The XDG spec says to ignore a relative path; platformdirs would use it.
+        return Path.home() / ".config" / "forgectl"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("forgectl", appauthor=False, roaming=True))
 
 
 def config_path() -> Path:

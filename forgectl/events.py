@@ -1,8 +1,11 @@
 """The event model: what every dialect produces and every renderer consumes.
 
 Each event wraps the JSON object of the documented API (the spec's shapes), so
-``to_dict()`` is exactly the line the CLI prints in JSON mode. Attribute access
-uses snake_case names for the spec's camelCase keys (``event.process_id``).
+``to_dict()`` is exactly the line the CLI prints in JSON mode. Every documented
+field is a typed property named in snake_case for the spec's camelCase key
+(``event.process_id`` for ``processId``); a field the server sent that the spec
+does not name is read with ``event.get("key")``. A misspelt name
+(``log.mesage``) fails under mypy and raises AttributeError.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 LEVELS = ("debug", "info", "warn", "error", "success")
+#: Other names people type for a level (``--level warning``).
+LEVEL_ALIASES = {"warning": "warn"}
 #: Rank for --level filtering; "success" sits with "info" (it is not more severe).
 LEVEL_RANK = {"debug": 10, "info": 20, "success": 20, "warn": 30, "error": 40}
 
@@ -37,13 +42,23 @@ def deep_json(obj: Any, *, sort_keys: bool = False) -> bytes:
     return text.encode()
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
+def _str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _int(data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _dict(data: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = data.get(key)
+    return value if isinstance(value, dict) else None
 
 
 class Event:
-    """A server message in the documented shape, with attribute access."""
+    """A server message in the documented shape; its fields are typed properties."""
 
     __slots__ = ("data",)
     kind: ClassVar[str] = "event"
@@ -57,17 +72,6 @@ class Event:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)
-
-    def __getattr__(self, name: str) -> Any:
-        data = object.__getattribute__(self, "data")
-        if name in data:
-            return data[name]
-        camel = _camel(name)
-        if camel in data:
-            return data[camel]
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return None
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and other.data == self.data
@@ -112,35 +116,85 @@ class LogEntry(Event):
 
 
 class ProcessEvent(Event):
-    """A lifecycle event of an execution process (``type`` = ``process_*``)."""
+    """A lifecycle event of an execution process (``type`` = ``process_*``).
+
+    ``process_id`` is on every event; ``task_attempt_id`` and ``executor`` are
+    documented on ``process_started`` (the real server's events carry them on
+    every type, with ``run_reason``). The others belong to one type each.
+    """
 
     __slots__ = ()
     kind = "process"
 
     @property
     def type(self) -> str:
-        value = self.data.get("type")
-        return value if isinstance(value, str) else ""
+        return _str(self.data, "type") or ""
 
     @property
     def process_id(self) -> str | None:
-        value = self.data.get("processId")
-        return value if isinstance(value, str) else None
+        return _str(self.data, "processId")
 
     @property
     def task_attempt_id(self) -> str | None:
-        value = self.data.get("taskAttemptId")
-        return value if isinstance(value, str) else None
+        return _str(self.data, "taskAttemptId")
 
     @property
     def executor(self) -> str | None:
-        value = self.data.get("executor")
-        return value if isinstance(value, str) else None
+        return _str(self.data, "executor")
+
+    @property
+    def run_reason(self) -> str | None:
+        """The real server's kind of process: setupscript, codingagent, devserver..."""
+        return _str(self.data, "runReason")
+
+    @property
+    def started_at(self) -> str | None:
+        return _str(self.data, "startedAt")
+
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        """``process_progress``: ``{percentage, stage, message, estimatedRemaining}``."""
+        return _dict(self.data, "progress")
+
+    @property
+    def completed_at(self) -> str | None:
+        return _str(self.data, "completedAt")
+
+    @property
+    def duration(self) -> int | None:
+        """``process_completed``: milliseconds."""
+        return _int(self.data, "duration")
 
     @property
     def exit_code(self) -> int | None:
-        value = self.data.get("exitCode")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return _int(self.data, "exitCode")
+
+    @property
+    def stats(self) -> dict[str, Any] | None:
+        """``process_completed``: ``{filesChanged, linesAdded, linesRemoved}``."""
+        return _dict(self.data, "stats")
+
+    @property
+    def failed_at(self) -> str | None:
+        return _str(self.data, "failedAt")
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """``process_failed``: ``{code, message, details}``."""
+        return _dict(self.data, "error")
+
+    @property
+    def stopped_at(self) -> str | None:
+        return _str(self.data, "stoppedAt")
+
+    @property
+    def stopped_by(self) -> str | None:
+        return _str(self.data, "stoppedBy")
+
+    @property
+    def reason(self) -> str | None:
+        """``process_stopped``: why (the real server says ``killed``)."""
+        return _str(self.data, "reason")
 
     @property
     def is_terminal(self) -> bool:
@@ -154,34 +208,32 @@ class DiffUpdate(Event):
     kind = "diff"
 
     @property
+    def type(self) -> str:
+        return _str(self.data, "type") or "diff_update"
+
+    @property
     def attempt_id(self) -> str | None:
-        value = self.data.get("attemptId")
-        return value if isinstance(value, str) else None
+        return _str(self.data, "attemptId")
 
     @property
     def diff(self) -> str:
-        value = self.data.get("diff")
-        return value if isinstance(value, str) else ""
+        return _str(self.data, "diff") or ""
 
     @property
     def files_changed(self) -> int:
-        value = self.data.get("filesChanged")
-        return value if isinstance(value, int) else 0
+        return _int(self.data, "filesChanged") or 0
 
     @property
     def insertions(self) -> int:
-        value = self.data.get("insertions")
-        return value if isinstance(value, int) else 0
+        return _int(self.data, "insertions") or 0
 
     @property
     def deletions(self) -> int:
-        value = self.data.get("deletions")
-        return value if isinstance(value, int) else 0
+        return _int(self.data, "deletions") or 0
 
     @property
     def timestamp(self) -> str | None:
-        value = self.data.get("timestamp")
-        return value if isinstance(value, str) else None
+        return _str(self.data, "timestamp")
 
 
 class RawChunk(Event):
@@ -205,7 +257,11 @@ class RawChunk(Event):
 
     @property
     def text(self) -> str:
+        """The chunk as text (bytes that are not UTF-8 replaced); ``str(chunk)`` too."""
         return self.raw.decode("utf-8", "replace")
+
+    def __str__(self) -> str:
+        return self.text
 
     def to_dict(self) -> dict[str, Any]:
         return {"stream": self.stream, "content": self.text}

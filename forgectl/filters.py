@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import ClassVar
 
-from .errors import UsageError
-from .events import LEVEL_RANK, LEVELS, Event, LogEntry, ProcessEvent, RawChunk
+from .errors import InvalidValue
+from .events import LEVEL_ALIASES, LEVEL_RANK, LEVELS, Event, LogEntry, ProcessEvent, RawChunk
 from .times import parse_time
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
@@ -28,25 +28,29 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         try:
             return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
         except OverflowError:  # before year 1
-            raise UsageError(f"invalid --since {text!r}: too far back") from None
+            raise InvalidValue("since", text, "too far back") from None
     parsed = parse_time(value)
     if parsed is None:
-        raise UsageError(
-            f"invalid --since {text!r}: use a duration (30s, 10m, 2h, 1d) or an ISO time"
-        )
+        raise InvalidValue("since", text, "use a duration (30s, 10m, 2h, 1d) or an ISO time")
     return parsed
 
 
 def parse_levels(values: Iterable[str]) -> tuple[int | None, frozenset[str] | None]:
-    """``--level warn`` is a minimum; ``--level warn,success`` (or repeated) is a set."""
+    """``--level warn`` is a minimum; ``--level warn,success`` (or repeated) is a set.
+    ``warning`` is ``warn``."""
     names: list[str] = []
     for value in values:
         if not value.strip(" ,"):
-            raise UsageError(f"--level {value!r} names no level: choose from {', '.join(LEVELS)}")
-        names.extend(part.strip().lower() for part in value.split(",") if part.strip())
+            raise InvalidValue(
+                "level", value, f"it names no level; choose from {', '.join(LEVELS)}"
+            )
+        for part in value.split(","):
+            name = part.strip().lower()
+            if name:
+                names.append(LEVEL_ALIASES.get(name, name))
     for name in names:
         if name not in LEVELS:
-            raise UsageError(f"unknown level {name!r}: choose from {', '.join(LEVELS)}")
+            raise InvalidValue("level", name, f"unknown level; choose from {', '.join(LEVELS)}")
     if not names:
         return None, None
     if len(names) == 1:
@@ -240,7 +244,7 @@ def compile_grep(pattern: str | None) -> re.Pattern[str] | None:
     try:
         return re.compile(pattern)
     except re.error as exc:
-        raise UsageError(f"invalid --grep pattern {pattern!r}: {exc}") from None
+        raise InvalidValue("grep", pattern, f"not a regular expression ({exc})") from None
 
 
 Keep = Callable[[Event], bool]

@@ -4,7 +4,7 @@
 # Leaves $venv and $FORGECTL_FORGE_BIN set.
 
 need=()
-for tool in git jq groff npm unshare ip; do
+for tool in git jq groff npm unshare ip openssl; do
     command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 if ((${#need[@]})); then

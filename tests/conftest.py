@@ -12,6 +12,8 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:  # helpers are imported as top-level modules
     sys.path.insert(0, str(TESTS))
+if str(TESTS.parent) not in sys.path:  # the build tools (tools/docgen) are tested too
+    sys.path.append(str(TESTS.parent))
 
 ENV_PREFIXES = ("FORGE_", "FORGECTL_")
 #: Where the test harness finds the real Forge binary: kept.

@@ -78,7 +78,8 @@ def main() -> int:
 
         monitor.send_signal(signal.SIGINT)
         code = monitor.wait(timeout=5)
-        print(f"(monitor stopped with Ctrl-C: exit {code})", flush=True)
+        how = f"died by signal {-code}" if code < 0 else f"exit {code}"
+        print(f"(monitor stopped with Ctrl-C: {how}, as a shell sees 130)", flush=True)
     print("\nForge server stopped.", flush=True)
     return 0
 

@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/bootstrap.sh
 
-"$venv/bin/ruff" check forgectl tests bench
-"$venv/bin/ruff" format --check forgectl tests bench
+"$venv/bin/ruff" check forgectl tests bench tools
+"$venv/bin/ruff" format --check forgectl tests bench tools
 "$venv/bin/mypy"
 
 export PATH="$PWD/$venv/bin:$PATH"

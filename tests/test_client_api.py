@@ -25,7 +25,7 @@ from reference_server import (
 
 from forgectl import ExitCode, ForgeClient, ForgeError
 from forgectl.cli.main import cli
-from forgectl.events import DiffUpdate, LogEntry, ProcessEvent
+from forgectl.events import DiffUpdate, LogEntry, ProcessEvent, RawChunk
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -72,10 +72,12 @@ async def test_stream_logs_raw_yields_text() -> None:
         ForgeClient(server=srv.url) as forge,
     ):
         chunks = [c async for c in forge.processes.stream_logs(PROC_RAW, format="raw")]
-    assert all(isinstance(chunk, str) for chunk in chunks)
+    assert all(isinstance(chunk, RawChunk) for chunk in chunks)
     proc = srv.processes[PROC_RAW]
-    assert "".join(chunks) == "".join(line + "\n" for line in [*proc.raw, *proc.live_raw])
-    assert chunks[0] == SPEC_RAW_LINES[0] + "\n"
+    text = "".join(line + "\n" for line in [*proc.raw, *proc.live_raw])
+    assert "".join(map(str, chunks)) == text
+    assert b"".join(chunk.raw for chunk in chunks) == text.encode()
+    assert chunks[0].text == SPEC_RAW_LINES[0] + "\n"
 
 
 async def test_stream_logs_rejects_an_unknown_format() -> None:

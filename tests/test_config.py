@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,21 @@ def test_config_dir_follows_xdg_and_the_override(
     assert config_dir() == isolated_env / "config" / "forgectl"
     monkeypatch.setenv("FORGECTL_CONFIG_DIR", str(tmp_path / "elsewhere"))
     assert config_dir() == tmp_path / "elsewhere"
+
+
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="the Linux (XDG) places")
+@pytest.mark.parametrize("xdg", [None, "", "relative/dir"])
+def test_config_dir_on_linux_is_unchanged_by_platformdirs(
+    xdg: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without XDG_CONFIG_HOME (or with an empty or relative one, which the XDG spec
+    says to ignore) the directory is ~/.config/forgectl, as before platformdirs."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if xdg is None:
+        monkeypatch.delenv("XDG_CONFIG_HOME")
+    else:
+        monkeypatch.setenv("XDG_CONFIG_HOME", xdg)
+    assert config_dir() == tmp_path / ".config" / "forgectl"
 
 
 def test_default_profile_key_names_the_default() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from forgectl.errors import UsageError
+from forgectl.errors import InvalidValue, UsageError
 from forgectl.events import LogEntry, ProcessEvent, RawChunk
 from forgectl.filters import (
     LogFilter,
@@ -46,8 +46,10 @@ def test_parse_since_durations_and_times() -> None:
     assert parse_since("10m", now) == now - timedelta(minutes=10)
     assert parse_since("1.5h", now) == now - timedelta(minutes=90)
     assert parse_since("2024-01-15T10:30:00Z", now) == datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
-    with pytest.raises(UsageError, match="--since"):
+    with pytest.raises(InvalidValue) as info:
         parse_since("soon", now)
+    assert (info.value.param, info.value.value, info.value.exit_code) == ("since", "soon", 2)
+    assert "duration" in info.value.reason
 
 
 def test_levels_minimum_or_exact_set() -> None:
@@ -65,6 +67,8 @@ def test_levels_minimum_or_exact_set() -> None:
     assert [keep(log(lv, "m")) for lv in ("info", "success", "error")] == [False, True, True]
     with pytest.raises(UsageError, match="bogus"):
         parse_levels(["warn,bogus"])
+    assert parse_levels(["warning"]) == parse_levels(["warn"])
+    assert parse_levels(["WARNING,error"]) == (None, frozenset({"warn", "error"}))
 
 
 def test_source_grep_and_since_with_inherited_timestamps() -> None:
@@ -78,8 +82,9 @@ def test_source_grep_and_since_with_inherited_timestamps() -> None:
     assert not keep(log("info", "auth old", "2024-01-15T10:30:00Z", "tool:Bash"))
     assert not keep(log("info", "auth inherited old", None, "tool:Bash"))
     assert not keep(log("info", "auth", "2024-01-15T10:40:00Z", "assistant"))
-    with pytest.raises(UsageError, match="--grep"):
+    with pytest.raises(InvalidValue, match="not a regular expression") as info:
         compile_grep("(")
+    assert info.value.param == "grep"
 
 
 def test_raw_grep_works_on_whole_lines_across_chunks() -> None:

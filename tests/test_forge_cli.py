@@ -101,18 +101,44 @@ class Live:
         )
         self.lines: Queue[str] = Queue()
         self.stderr = ""
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._err: list[str] = []
+        self._err_seen = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._pump, daemon=True),
+            threading.Thread(target=self._pump_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.put(line)
 
+    def _pump_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._err_seen:
+                self._err.append(line)
+                self._err_seen.notify_all()
+
+    def wait_stderr(self, text: str, timeout: float = 15) -> float:
+        """Wait until a stderr line contains ``text`` (a -v trace); when it was seen."""
+        with self._err_seen:
+            found = self._err_seen.wait_for(lambda: any(text in ln for ln in self._err), timeout)
+        assert found, f"no {text!r} on stderr within {timeout} s: {''.join(self._err)}"
+        return time.monotonic()
+
     def next(self, timeout: float = 10) -> dict[str, Any]:
         try:
             return dict(json.loads(self.lines.get(timeout=timeout)))
         except Empty:
-            raise AssertionError(f"no output within {timeout} s") from None
+            with self._err_seen:
+                err = "".join(self._err)
+            command = " ".join(map(str, self.proc.args[1:]))  # type: ignore[index]
+            raise AssertionError(
+                f"{command}: no output within {timeout:.0f} s; its stderr:\n{err}"
+            ) from None
 
     def until(self, pred: Any, timeout: float = 15) -> list[dict[str, Any]]:
         """Lines up to and including the first one ``pred`` accepts."""
@@ -125,13 +151,20 @@ class Live:
 
     def interrupt(self) -> int:
         self.proc.send_signal(signal.SIGINT)
-        _, self.stderr = self.proc.communicate(timeout=10)
+        return self.finish(10)
+
+    def finish(self, timeout: float) -> int:
+        """Wait for the run to end by itself; its status (stderr in ``self.stderr``)."""
+        self.proc.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(5)
+        self.stderr = "".join(self._err)
         return self.proc.returncode
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.communicate()
+            self.proc.wait()
 
 
 # -- dialect selection ---------------------------------------------------------------
@@ -230,8 +263,7 @@ def test_logs_follow_a_running_dev_server_live(server: ForgeServer) -> None:
         indexes = [e["metadata"]["index"] for e in ticks]
         assert indexes == list(range(len(ticks)))  # one per line, for group_by recipes
         server.stop_process(dev["id"])
-        _, live.stderr = live.proc.communicate(timeout=15)
-        assert live.proc.returncode == ExitCode.PROCESS_STOPPED, live.stderr
+        assert live.finish(15) == ExitCode.PROCESS_STOPPED, live.stderr
         assert "has no normalized log stream" in live.stderr
     finally:
         live.kill()
@@ -428,7 +460,7 @@ def test_event_stream_idle_longer_than_open_timeout_is_not_a_lost_link(
     live = Live(server, "monitor", "-v", "--open-timeout", "1")
     try:
         time.sleep(3.5)
-        assert live.interrupt() == 130
+        assert live.interrupt() == -signal.SIGINT
         assert "reconnecting" not in live.stderr and "Traceback" not in live.stderr
     finally:
         live.kill()
@@ -445,7 +477,7 @@ def test_event_stream_given_up_as_dead_reconnects_and_goes_on(server: ForgeServe
         started = live.until(lambda e: e.get("processId") == dev["id"], timeout=20)
         assert started[-1]["type"] == "process_started"
         server.stop_process(dev["id"])
-        assert live.interrupt() == 130
+        assert live.interrupt() == -signal.SIGINT
         assert "the peer looks dead" in live.stderr and "reconnecting" in live.stderr
     finally:
         live.kill()
@@ -454,10 +486,14 @@ def test_event_stream_given_up_as_dead_reconnects_and_goes_on(server: ForgeServe
 def test_monitor_live_attempt_and_event_stream(server: ForgeServer, sc: Scenario) -> None:
     """A dev server started after both monitors began: the attempt WebSocket and
     the SSE ``/api/events`` stream both report it starting and being stopped."""
-    by_attempt = Live(server, "monitor", "--attempt", sc.attempt_id)
-    everything = Live(server, "monitor")
+    by_attempt = Live(server, "-v", "monitor", "--attempt", sc.attempt_id)
+    everything = Live(server, "-v", "monitor")
     try:
-        time.sleep(2.0)  # both snapshots are in (silent: everything there has ended)
+        by_attempt.wait_stderr("/api/execution-processes/stream/ws")
+        connected = everything.wait_stderr("/api/events")
+        # The event stream has no end-of-replay marker: what comes in its first
+        # second counts as the replay (dialects/forge/processes.py). Start later.
+        time.sleep(max(0.0, connected + 1.5 - time.monotonic()))
         assert by_attempt.lines.empty() and everything.lines.empty()
         before = {p["id"] for p in server.list_processes(sc.attempt_id)}
         server.start_dev_server(sc.attempt_id)
@@ -472,8 +508,8 @@ def test_monitor_live_attempt_and_event_stream(server: ForgeServer, sc: Scenario
             assert mine == [("process_started", dev["id"]), ("process_stopped", dev["id"])]
             assert events[0]["taskAttemptId"] == sc.attempt_id
             assert events[0]["startedAt"] == dev["started_at"]
-            assert live.interrupt() == 130
-            assert "Traceback" not in live.stderr
+            assert live.interrupt() == -signal.SIGINT
+            assert "Traceback" not in live.stderr and "error" not in live.stderr
     finally:
         by_attempt.kill()
         everything.kill()
@@ -550,7 +586,7 @@ def test_diff_follow_sees_changes_reverts_and_deletions(server: ForgeServer) -> 
         (mine.worktree / "new_file.txt").unlink()  # an added file removed again
         update = live.until(lambda u: "new_file.txt" not in files(u))[-1]
         assert files(update) == ["later~1.txt", "sub/dir/nested.txt", "tilde~name.txt"]
-        assert live.interrupt() == 130
+        assert live.interrupt() == -signal.SIGINT
     finally:
         live.kill()
 
@@ -566,7 +602,9 @@ def test_diff_of_unknown_attempt(server: ForgeServer) -> None:
 async def test_python_api(server: ForgeServer, sc: Scenario, agent: Scenario) -> None:
     assert agent.coding_agent_process_id is not None
     async with ForgeClient(server=server.url, options=StreamOptions(backoff_initial=0.05)) as forge:
-        raw = "".join([c async for c in forge.processes.stream_logs(sc.setup_process_id, "raw")])
+        raw = "".join(
+            [c.text async for c in forge.processes.stream_logs(sc.setup_process_id, "raw")]
+        )
         assert raw.replace(sc.setup_stderr, "", 1) == sc.setup_stdout
         entries = [e async for e in forge.processes.stream_logs(agent.coding_agent_process_id)]
         assert [type(e) for e in entries] == [LogEntry]
@@ -612,6 +650,6 @@ def test_monitor_on_a_fresh_server_reports_the_first_processes() -> None:
                 ("process_failed", mine.setup_process_id),
             ]
             assert events[1]["exitCode"] == 3
-            assert live.interrupt() == 130
+            assert live.interrupt() == -signal.SIGINT
         finally:
             live.kill()

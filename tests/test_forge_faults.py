@@ -126,8 +126,8 @@ def raw_lines(raw: str) -> list[str]:
 
 async def collect_raw(url: str, process_id: str, options: StreamOptions) -> str:
     async with ForgeClient(server=url, options=options) as forge:
-        chunks = [c async for c in forge.processes.stream_logs(process_id, "raw")]
-    return "".join(chunks)
+        chunks = [c.raw async for c in forge.processes.stream_logs(process_id, "raw")]
+    return b"".join(chunks).decode()
 
 
 async def collect_logs(url: str, process_id: str, options: StreamOptions) -> list[dict[str, Any]]:

@@ -1,7 +1,9 @@
 """Signals and closed pipes, on the installed console script in a subprocess.
 
-Ctrl-C exits 130 and SIGTERM 143 within a second, without a traceback, and the
-server sees a normal close (1000); ``| head -n 1`` ends quietly with status 0.
+Ctrl-C and SIGTERM end forgectl within a second, without a traceback: the server
+sees a normal close (1000), then forgectl dies by the signal itself, so a shell
+loop stops at the first Ctrl-C (its shell reports 130 or 143). A SIGINT ignored
+when forgectl started stays ignored. ``| head -n 1`` ends quietly with status 0.
 """
 
 from __future__ import annotations
@@ -74,17 +76,17 @@ COMMANDS = {
 }
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_signal_ends_a_live_stream_with_a_normal_close(
-    srv: ThreadedReferenceServer, command: str, signum: int, code: int
+    srv: ThreadedReferenceServer, command: str, signum: int
 ) -> None:
     child = spawn(srv.url, *COMMANDS[command])
     assert child.stdout is not None
     first = child.stdout.readline()  # streaming: the connection is up
     assert first
     rc, _out, err, took = stop_with(child, signum)
-    assert rc == code
+    assert rc == -signum  # died by the signal, after closing the socket
     assert took < 1.0
     assert "Traceback" not in err
     assert TOKEN not in err
@@ -102,7 +104,7 @@ def test_sigint_while_waiting_to_reconnect(srv: ThreadedReferenceServer) -> None
     line = child.stderr.readline()
     assert "reconnecting in" in line  # now sleeping in the backoff
     rc, _, err, took = stop_with(child, signal.SIGINT)
-    assert (rc, took < 1.0) == (130, True)
+    assert (rc, took < 1.0) == (-signal.SIGINT, True)
     assert "Traceback" not in err
 
 
@@ -111,8 +113,64 @@ def test_sigint_during_the_handshake(srv: ThreadedReferenceServer) -> None:
     child = spawn(srv.url, "monitor")
     srv.wait_for_connections(1)
     rc, out, err, took = stop_with(child, signal.SIGINT)
-    assert (rc, out, took < 1.0) == (130, "", True)
+    assert (rc, out, took < 1.0) == (-signal.SIGINT, "", True)
     assert "Traceback" not in err
+
+
+def _shell(script: str, url: str) -> subprocess.Popen[str]:
+    """``bash -c script`` in a session of its own, as a terminal's foreground job."""
+    return subprocess.Popen(
+        ["bash", "-c", script],
+        env={**os.environ, "FORGE_TOKEN": TOKEN, "FORGE_URL": url, "EXE": EXE},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_one_ctrl_c_stops_a_shell_loop(srv: ThreadedReferenceServer) -> None:
+    """Ctrl-C reaches the whole foreground process group: bash waits for forgectl,
+    sees it die by SIGINT, and stops the loop (it would run the next round had
+    forgectl merely exited 130)."""
+    script = (
+        f'for i in 1 2 3; do "$EXE" logs {PROC_HOLD} --follow; echo "round $i: $?" >&2; done; '
+        'echo "loop finished" >&2'
+    )
+    shell = _shell(script, srv.url)
+    assert shell.stdout is not None
+    assert shell.stdout.readline()  # the first forgectl is streaming
+    os.killpg(shell.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    try:
+        _, err = shell.communicate(timeout=10)
+    finally:
+        shell.kill()
+    assert shell.returncode == -signal.SIGINT, err  # the shell stopped by SIGINT too
+    assert "round" not in err and "loop finished" not in err
+    assert "Traceback" not in err
+    srv.wait_all_done()
+    (rec,) = srv.accepted  # no second round ever connected
+    assert (rec.closed_by, rec.close_code) == ("client", 1000)
+
+
+def test_a_sigint_ignored_at_start_stays_ignored(srv: ThreadedReferenceServer) -> None:
+    """A script's background job starts with SIGINT ignored: forgectl keeps it so.
+    SIGINT then SIGTERM: the kernel delivers the lower number first, so had SIGINT
+    been handled forgectl would have died by it; it dies by SIGTERM instead."""
+    shell = _shell(f'trap "" INT; exec "$EXE" logs {PROC_HOLD} --follow', srv.url)
+    assert shell.stdout is not None
+    assert shell.stdout.readline()  # streaming
+    os.kill(shell.pid, signal.SIGINT)
+    os.kill(shell.pid, signal.SIGTERM)
+    try:
+        _, err = shell.communicate(timeout=10)
+    finally:
+        shell.kill()
+    assert shell.returncode == -signal.SIGTERM, err
+    assert "Traceback" not in err
+    srv.wait_all_done()
+    (rec,) = srv.accepted
+    assert (rec.closed_by, rec.close_code) == ("client", 1000)
 
 
 @pytest.mark.parametrize(

@@ -6,14 +6,15 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from ..constants import ENV_DEBUG, ENV_TOKEN
+from ..constants import ENV_DEBUG
 from ..errors import ExitCode, ForgeError
 
 if TYPE_CHECKING:
+    from ..client import ForgeClient
     from ..diagnostics import Diagnostics
     from ..output.base import Renderer
     from ..settings import Settings
@@ -21,26 +22,31 @@ if TYPE_CHECKING:
 
 
 class Application:
-    """What the root group learnt (verbosity, connection options), and the settings
-    and diagnostics every command shares, built on first use."""
+    """What the command line said (connection options, verbosity, stream tuning),
+    filled by the options' callbacks, and the settings, diagnostics and library
+    client every command shares, built on first use."""
 
     def __init__(self) -> None:
         # A plain class: dataclasses would cost --help a millisecond of imports.
         self.verbose = 0
         self.debug = False
+        #: Connection option name → value, as given (the innermost flag wins).
         self.connection: dict[str, Any] = {}
+        #: Connection option name → where its value came from: "flag" or "env".
+        self.sources: dict[str, str] = {}
+        #: Stream tuning (--retry-for, --settle, ...) → value.
+        self.tuning: dict[str, Any] = {}
         self._settings: Settings | None = None
         self._diag: Diagnostics | None = None
 
-    def override(self, values: dict[str, Any]) -> None:
-        """Connection options given after the subcommand win over the root's."""
-        for key, value in values.items():
-            if key == "verbose":
-                self.verbose = max(self.verbose, value or 0)
-            elif key == "debug":
-                self.debug = self.debug or bool(value)
-            elif value is not None:
-                self.connection[key] = value
+    def set_connection(self, name: str, value: Any, source: str) -> None:
+        if name == "verbose":
+            self.verbose = max(self.verbose, int(value))
+        elif name == "debug":
+            self.debug = self.debug or bool(value)
+        else:
+            self.connection[name] = value
+            self.sources[name] = source
 
     @property
     def diag(self) -> Diagnostics:
@@ -50,38 +56,57 @@ class Application:
             self._diag = Diagnostics(stderr_emitter(), verbose=self.verbose)
         return self._diag
 
+    def resolve(self, *, stored: bool = True, token: bool = True) -> Settings:
+        """Settings from the connection options (``token=False``: ignore the given
+        token; ``stored=False``: skip the keyring and the token file)."""
+        from ..settings import resolve
+
+        conn = self.connection
+        given = conn.get("token") if token else None
+        return resolve(
+            server=conn.get("server"),
+            token=given,
+            token_from_env=bool(given) and self.sources.get("token") == "env",
+            api=conn.get("api"),
+            cacert=conn.get("cacert"),
+            insecure=bool(conn.get("insecure")),
+            profile=conn.get("profile"),
+            diag=self.diag,
+            stored=stored,
+        )
+
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            from ..settings import resolve
-
-            conn = self.connection
-            token = conn.get("token")
-            from_env = bool(token) and token == os.environ.get(ENV_TOKEN)
-            self._settings = resolve(
-                server=conn.get("server"),
-                token=token,
-                token_from_env=from_env,
-                api=conn.get("api"),
-                cacert=conn.get("cacert"),
-                insecure=bool(conn.get("insecure")),
-                profile=conn.get("profile"),
-                diag=self.diag,
-            )
+            self._settings = self.resolve()
             self.diag.add_secret(self._settings.token)
         return self._settings
 
-    def stream_options(self, kwargs: dict[str, Any]) -> StreamOptions:
+    def stream_options(self) -> StreamOptions:
         from ..stream import StreamOptions
 
+        tuning = self.tuning
         return StreamOptions(
-            reconnect=not kwargs.get("no_reconnect", False),
-            retry_for=kwargs.get("retry_for"),
-            ping_interval=kwargs["ping_interval"],
-            stale_timeout=kwargs["stale_timeout"],
-            settle=kwargs["settle"],
-            wait_start=kwargs.get("wait_start"),
-            max_message_size=kwargs["max_message_size"] << 20,
+            reconnect=not tuning.get("no_reconnect", False),
+            retry_for=tuning.get("retry_for"),
+            ping_interval=tuning["ping_interval"],
+            stale_timeout=tuning["stale_timeout"],
+            settle=tuning["settle"],
+            wait_start=tuning.get("wait_start"),
+            max_message_size=tuning["max_message_size"] << 20,
+        )
+
+    def client(self) -> ForgeClient:
+        """The library client, over the settings and stream tuning given."""
+        from ..client import ForgeClient
+
+        with usage_guard(self):
+            settings = self.settings
+        return ForgeClient(
+            settings=settings,
+            options=self.stream_options(),
+            open_timeout=self.tuning.get("open_timeout"),
+            diagnostics=self.diag,
         )
 
     def output_mode(self, requested: str | None) -> str:
@@ -110,11 +135,20 @@ class Application:
 
         return PrettyRenderer(color=color, **pretty)
 
+    def message(self, error: ForgeError) -> str:
+        """The error's line for a person at a shell: its facts, then the flags that help."""
+        from .hints import phrase
+
+        return phrase(error, self.connection.get("api") or self._api())
+
+    def _api(self) -> str:
+        return self._settings.api if self._settings is not None else "auto"
+
     def fail(self, error: ForgeError) -> int:
         from ..urls import redact
 
         secrets = self._diag.secrets if self._diag is not None else ()
-        message = redact(str(error), *secrets, self.connection.get("token"))
+        message = redact(self.message(error), *secrets, self.connection.get("token"))
         _stderr(f"forgectl: error: {message}")
         return int(error.exit_code)
 
@@ -143,6 +177,33 @@ def debug_enabled(app: Application | None) -> bool:
 pass_app = click.make_pass_decorator(Application, ensure=True)
 
 __all__ = ["Application", "ExitCode", "pass_app"]
+
+
+class Signalled(SystemExit):
+    """A command ended by a signal: exit status 128 + signum where forgectl is
+    embedded (CliRunner), death by the signal itself in the ``forgectl`` program
+    (:func:`forgectl.cli.main.main` calls :func:`die_by`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+def die_by(signum: int) -> NoReturn:
+    """Die by ``signum`` once the output is flushed: the default handler restored and
+    the signal raised again, so the parent (a shell loop, make) sees the signal, not
+    an exit status, and stops too. Exits 128 + signum if the signal does not kill."""
+    import signal
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        silence(sys.stdout.fileno())  # nothing left to write: no error at exit
+    with contextlib.suppress(OSError, ValueError):
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    sys.exit(128 + signum)
 
 
 def silence(fd: int) -> None:

@@ -80,20 +80,19 @@ def _complete(ctx: click.Context, incomplete: str, *, processes: bool) -> list[C
 def _connection(ctx: click.Context) -> dict[str, Any]:
     """Server, token, dialect and TLS settings: command line (innermost wins), else environment.
 
-    The root group's options carry the environment variables, and click reads them
-    while parsing for completion too; the fallback covers a command used on its own.
+    The connection options' callbacks fill the application object while click
+    parses for completion too (the root's read the environment variables); the
+    fallback covers a command used on its own.
     """
     from ..constants import DEFAULT_SERVER, ENV_API, ENV_CACERT, ENV_SERVER, ENV_TOKEN
 
     env = {"server": ENV_SERVER, "token": ENV_TOKEN, "api": ENV_API, "cacert": ENV_CACERT}
-    found: dict[str, Any] = {}
-    current: click.Context | None = ctx
-    while current is not None:
-        for key in (*env, "insecure"):
-            value = current.params.get(key)
-            if key not in found and value:
-                found[key] = value
-        current = current.parent
+    given = getattr(ctx.obj, "connection", None)
+    found: dict[str, Any] = {
+        key: value
+        for key, value in (given if isinstance(given, dict) else {}).items()
+        if key in (*env, "insecure") and value
+    }
     for key, name in env.items():
         if key not in found and os.environ.get(name):
             found[key] = os.environ[name]

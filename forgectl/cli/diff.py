@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from ..constants import DEFAULT_FIRST_WAIT
 from .app import Application, pass_app
 from .complete import complete_attempt_id
 from .options import (
-    CONNECTION_OPTIONS,
+    Command,
     Seconds,
     connection_options,
     nonempty_id,
@@ -21,6 +19,7 @@ from .options import (
 
 @click.command(
     "diff",
+    cls=Command,
     epilog="""\b
 Examples:
   forgectl diff 8c1e...
@@ -42,13 +41,13 @@ Examples:
 @click.option("--name-only", is_flag=True, help="Only the names of changed files.")
 @click.option(
     "--first-wait",
-    type=Seconds(min=0),
+    type=Seconds(zero=True),
     default=DEFAULT_FIRST_WAIT,
-    show_default=True,
     metavar="SECONDS",
     help="Wait this long for the server's first diff update (computing a big "
     "attempt's diff takes seconds; an attempt without changes sends none): then "
-    "print the diff empty, saying on stderr that it is the wait that ended.",
+    "print the diff empty, saying on stderr that it is the wait that ended "
+    f"(default {DEFAULT_FIRST_WAIT:g} s).",
 )
 @output_options
 @stream_options
@@ -64,7 +63,6 @@ def diff(
     first_wait: float,
     output: str | None,
     color: str,
-    **kwargs: Any,
 ) -> None:
     """Print the git diff of a task attempt.
 
@@ -73,22 +71,18 @@ def diff(
     the diff_update object whatever the flags; --stat and --name-only shape the
     pretty output (and --stat asks the real server for counts only).
     """
-    from ..dialects.base import StreamRequest
     from .runner import run
-    from .streaming import follow as follow_stream
-    from .streaming import open_stream
+    from .streaming import render
 
-    app.override({k: kwargs.pop(k) for k in list(kwargs) if k in CONNECTION_OPTIONS})
     if stat and name_only:
         raise click.UsageError("--stat and --name-only show different things: choose one")
-    request = StreamRequest(
-        "diff", attempt_id, follow=follow, stats_only=stat, first_wait=first_wait
-    )
-    options = app.stream_options(kwargs)
     renderer = app.renderer(app.output_mode(output), color, stat_only=stat, name_only=name_only)
+    forge = app.client()
 
     async def body() -> int:
-        stream = open_stream(app, request, options, kwargs["open_timeout"])
-        return await follow_stream(app, stream, renderer)
+        updates = forge.attempts.stream_diff(
+            attempt_id, follow=follow, stats_only=stat, first_wait=first_wait
+        )
+        return await render(app, updates, renderer)
 
     run(app, body)

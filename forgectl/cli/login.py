@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from ..constants import ENV_TOKEN
 from ..errors import ExitCode, ForgeError, UsageError
 from .app import Application, pass_app
-from .options import CONNECTION_OPTIONS, connection_options
+from .options import Command, connection_options
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -41,24 +41,6 @@ def _guard(app: Application, call: Callable[[], T]) -> T:
         sys.exit(app.fail(error))
 
 
-def _resolve(app: Application, *, stored: bool) -> Settings:
-    from ..settings import resolve
-
-    conn = app.connection
-    token = conn.get("token") if stored else None
-    return resolve(
-        server=conn.get("server"),
-        token=token,
-        token_from_env=bool(token) and token == os.environ.get(ENV_TOKEN),
-        api=conn.get("api"),
-        cacert=conn.get("cacert"),
-        insecure=bool(conn.get("insecure")),
-        profile=conn.get("profile"),
-        diag=app.diag,
-        stored=stored,
-    )
-
-
 def _read_token(with_token: bool) -> str:
     if with_token:
         token = sys.stdin.readline().strip()
@@ -80,12 +62,9 @@ def _read_token(with_token: bool) -> str:
     return token
 
 
-def _connection(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {k: kwargs.pop(k) for k in list(kwargs) if k in CONNECTION_OPTIONS}
-
-
 @click.command(
     "login",
+    cls=Command,
     epilog=f"""{TOKEN_ORDER}
 
 \b
@@ -112,9 +91,7 @@ Examples:
 )
 @connection_options(root=False)
 @pass_app
-def login(
-    app: Application, /, with_token: bool, insecure_storage: bool, no_verify: bool, **kwargs: Any
-) -> None:
+def login(app: Application, /, with_token: bool, insecure_storage: bool, no_verify: bool) -> None:
     """Save a token for a server, so later commands need no --token.
 
     Prompts for the token without echoing it (or reads it from standard input
@@ -125,11 +102,9 @@ def login(
     """
     from ..credentials import keyring_available
 
-    flag_token = kwargs.get("token")
-    app.override(_connection(kwargs))
-    if flag_token and flag_token != os.environ.get(ENV_TOKEN):
+    if app.sources.get("token") == "flag":
         _guard(app, _no_token_flag)
-    settings = _guard(app, lambda: _resolve(app, stored=False))
+    settings = _guard(app, lambda: app.resolve(stored=False, token=False))
     if not insecure_storage:
         _guard(app, keyring_available)
     token = _guard(app, lambda: _read_token(with_token))
@@ -209,16 +184,15 @@ async def _verify(settings: Settings, token: str, app: Application) -> None:
             if is_forge:
                 diag.note(no_auth)
                 return
-        raise type(exc)(
-            f"cannot check the token: {exc} (--no-verify stores it unchecked)"
+        raise exc.again(
+            f"cannot check the token: {app.message(exc)} (--no-verify stores it unchecked)"
         ) from None
     except ConnectError as exc:
-        raise type(exc)(f"{exc} (--no-verify stores the token unchecked)") from None
+        raise exc.again(f"{app.message(exc)} (--no-verify stores the token unchecked)") from None
 
 
 def _reason(exc: ForgeError) -> str:
-    text = str(exc)
-    return "HTTP 403" if "HTTP 403" in text else "HTTP 401" if "HTTP 401" in text else "refused"
+    return f"HTTP {exc.status}" if exc.status in (401, 403) else "refused"
 
 
 def _store(app: Application, server_url: str, token: str, insecure_storage: bool) -> None:
@@ -252,6 +226,7 @@ def _store(app: Application, server_url: str, token: str, insecure_storage: bool
 
 @click.command(
     "logout",
+    cls=Command,
     epilog="""\b
 Examples:
   forgectl logout --server https://forge.example.com
@@ -259,15 +234,14 @@ Examples:
 )
 @connection_options(root=False)
 @pass_app
-def logout(app: Application, /, **kwargs: Any) -> None:
+def logout(app: Application, /) -> None:
     """Remove the stored token for a server.
 
     From the keyring and from the plain-text file. Exits 0 also when there was nothing to remove, saying so.
     """
     from ..credentials import KeyringUnavailable, file_delete, keyring_delete, keyring_indexed
 
-    app.override(_connection(kwargs))
-    settings = _guard(app, lambda: _resolve(app, stored=False))
+    settings = _guard(app, lambda: app.resolve(stored=False, token=False))
     url = settings.server.url
     diag = app.diag
     places = []
@@ -290,6 +264,7 @@ def logout(app: Application, /, **kwargs: Any) -> None:
 
 @click.command(
     "status",
+    cls=Command,
     epilog=f"""{TOKEN_ORDER}
 
 \b
@@ -300,15 +275,14 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @connection_options(root=False)
 @pass_app
-def status(app: Application, /, as_json: bool, **kwargs: Any) -> None:
+def status(app: Application, /, as_json: bool) -> None:
     """Show the server, whether a token is set and where it comes from.
 
     Never prints the token itself. Exits 0 whether or not a token is set.
     """
     from ..settings import TOKEN_SOURCES
 
-    app.override(_connection(kwargs))
-    settings = _guard(app, lambda: _resolve(app, stored=True))
+    settings = _guard(app, lambda: app.resolve(stored=True))
     source = settings.token_source
     if settings.insecure:
         tls = "verification disabled (insecure)"

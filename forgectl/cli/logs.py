@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
+from ..events import LEVEL_ALIASES, LEVELS
 from .app import Application, pass_app
 from .complete import complete_process_id
 from .options import (
-    CONNECTION_OPTIONS,
+    Command,
+    Count,
     connection_options,
     nonempty_id,
     output_options,
     stream_options,
 )
 
+if TYPE_CHECKING:
+    import asyncio
+
+    from ..client import ForgeClient
+
+#: After the log stream ended, how long the server may take to tell the exit status.
+EXIT_STATUS_GRACE = 10.0
+
 
 @click.command(
     "logs",
+    cls=Command,
     epilog="""\b
 Examples:
   forgectl logs 3f2a... --follow
@@ -49,7 +59,9 @@ Examples:
     "levels",
     multiple=True,
     metavar="LEVEL",
-    help="Minimum level (debug, info, success, warn, error), or a comma list of exact levels.",
+    help=f"Minimum level ({', '.join(LEVELS)}; "
+    f"{', '.join(f'{a} = {n}' for a, n in LEVEL_ALIASES.items())}), "
+    "or a comma list of exact levels.",
 )
 @click.option(
     "--source",
@@ -67,9 +79,9 @@ Examples:
 @click.option(
     "--tail",
     "-n",
-    type=click.IntRange(min=0, max=sys.maxsize),
+    type=Count(),
     metavar="N",
-    help="Of the history, print only the last N entries (then follow, with --follow).",
+    help="Of the history, print only the last N entries, N >= 0 (then follow, with --follow).",
 )
 @click.option(
     "--timestamps",
@@ -96,7 +108,6 @@ def logs(
     timestamps: bool,
     output: str | None,
     color: str,
-    **kwargs: Any,
 ) -> None:
     """Print the logs of an execution process.
 
@@ -107,61 +118,76 @@ def logs(
     server has been quiet for --settle seconds. With --follow it streams until
     the process ends.
     """
-    from ..dialects.base import StreamRequest
-    from ..filters import LogFilter, RawLineFilter, Tail, compile_grep, parse_levels, parse_since
     from .app import usage_guard
     from .runner import run
-    from .streaming import Pipeline, dialect_name, open_stream
-    from .streaming import follow as follow_stream
+    from .streaming import render
 
-    app.override({k: kwargs.pop(k) for k in list(kwargs) if k in CONNECTION_OPTIONS})
-    with usage_guard(app):
-        if exit_status and not follow:
-            raise click.UsageError("--exit-status needs --follow")
-        if raw and (levels or since):
-            given = " and ".join(
-                name for name, on in (("--level", levels), ("--since", since)) if on
-            )
-            raise click.UsageError(
-                f"{given} need{'s' if ' and ' not in given else ''} normalized entries "
-                "(raw output has no levels or times)"
-            )
-        min_rank, level_set = parse_levels(levels)
-        pattern = compile_grep(grep)
-        since_time = parse_since(since) if since else None
+    if exit_status and not follow:
+        raise click.UsageError("--exit-status needs --follow")
+    if raw and (levels or since):
+        given = " and ".join(name for name, on in (("--level", levels), ("--since", since)) if on)
+        raise click.UsageError(
+            f"{given} need{'s' if ' and ' not in given else ''} normalized entries "
+            "(raw output has no levels or times)"
+        )
     mode = output or ("raw" if raw else app.output_mode(None))
-    request = StreamRequest("raw" if raw else "logs", process_id, follow=follow)
-    options = app.stream_options(kwargs)
-    options.mark_backlog = options.tail_history = tail is not None
+    forge = app.client()
+    with usage_guard(app):
+        if raw:
+            entries = forge.processes.stream_logs(
+                process_id, "raw", follow=follow, source=sources, grep=grep, tail=tail
+            )
+        else:
+            entries = forge.processes.stream_logs(  # type: ignore[assignment]
+                process_id,
+                follow=follow,
+                level=levels,
+                source=sources,
+                grep=grep,
+                since=since,
+                tail=tail,
+            )
     renderer = app.renderer(mode, color, timestamps=timestamps)
-    pipeline = Pipeline()
-    if raw:
-        line_filter = RawLineFilter(pattern, sources)
-        pipeline.lines = line_filter if line_filter.active else None
-    else:
-        log_filter = LogFilter(min_rank, level_set, sources, pattern, since_time)
-        pipeline.keep = log_filter if log_filter.active else None
-    pipeline.tail = Tail(tail) if tail is not None else None
 
     async def body() -> int:
-        stream = open_stream(app, request, options, kwargs["open_timeout"])
-        watcher = None
-        if exit_status:
-            from ..status import ExitWatcher
+        if not exit_status:
+            return await render(app, entries, renderer)
+        import asyncio
 
-            monitor = StreamRequest("monitor", None, follow=True, history=True)
-            watcher = ExitWatcher(
-                app.settings.endpoint(kwargs["open_timeout"]),
-                process_id,
-                app.diag,
-                lambda: open_stream(
-                    app, monitor, app.stream_options(kwargs), kwargs["open_timeout"]
-                ),
-            )
-            watcher.start()
-        status = await follow_stream(app, stream, renderer, pipeline)
-        if watcher is not None:
-            return await watcher.result(forge=dialect_name(stream) == "forge")
-        return status
+        waiting = asyncio.ensure_future(forge.processes.wait(process_id))
+        try:
+            await render(app, entries, renderer)
+            return await _exit_status(app, forge, process_id, waiting)
+        finally:
+            waiting.cancel()
 
     run(app, body)
+
+
+async def _exit_status(
+    app: Application, forge: ForgeClient, process_id: str, waiting: asyncio.Future[int]
+) -> int:
+    """The process's exit status, once its log has ended: the server may take a
+    moment to tell it; say so, and give 7 if it never does. A watch that failed
+    while the log streamed (the server restarting) is asked again: the process
+    has ended now, so its history answers."""
+    import asyncio
+    import contextlib
+
+    from ..errors import ExitCode, ForgeError
+
+    try:
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(asyncio.shield(waiting), 1.0)
+        app.diag.note(
+            f"waiting up to {EXIT_STATUS_GRACE:g} s for the server to tell how process "
+            f"{process_id} ended"
+        )
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(asyncio.shield(waiting), EXIT_STATUS_GRACE)
+    except ForgeError as exc:
+        app.diag.trace(f"exit-status watcher stopped: {app.message(exc)}; asking again")
+        with contextlib.suppress(ForgeError, TimeoutError):
+            return await asyncio.wait_for(forge.processes.wait(process_id), EXIT_STATUS_GRACE)
+    app.diag.warning(f"process {process_id} ended but the server did not report its exit status")
+    return int(ExitCode.STATUS_UNKNOWN)

@@ -11,9 +11,9 @@ from typing import Any, NoReturn
 import click
 
 from .. import __version__
-from ..errors import EXIT_CODE_HELP, ExitCode, ForgeError
-from .app import Application, _stderr, silence
-from .options import connection_options
+from ..errors import ExitCode, ForgeError
+from .app import Application, Signalled, _stderr, die_by, silence
+from .options import connection_options, format_sections
 
 #: Subcommand name → (module beside this one, attribute). A command's module is
 #: imported only when that command runs (or --help lists them all).
@@ -62,6 +62,10 @@ class ForgectlGroup(click.Group):
 
     context_class = ForgectlContext
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        format_sections(self, ctx, formatter, connection_in_full=True)
+        self.format_commands(ctx, formatter)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
@@ -83,7 +87,7 @@ Token: --token, else FORGE_TOKEN, else the profile's token_file, else the OS
 keyring entry saved by `forgectl login` for the server, else the plain-text
 file saved by `forgectl login --insecure-storage`.
 
-Exit status: {EXIT_CODE_HELP}.
+Exit status: {ExitCode.summary()}.
 
 \b
 Examples:
@@ -101,30 +105,16 @@ Examples:
     __version__, "--version", "-V", prog_name="forgectl", message="%(prog)s %(version)s"
 )
 @connection_options(root=True)
-@click.option(
-    "--verbose",
-    "-v",
-    count=True,
-    help="Trace connections and frames on stderr (-vv: more). Tokens are redacted.",
-)
-@click.option(
-    "--debug",
-    is_flag=True,
-    envvar="FORGECTL_DEBUG",
-    show_envvar=True,
-    help="Show a traceback on unexpected errors.",
-)
 @click.pass_context
-def cli(ctx: click.Context, /, verbose: int, debug: bool, **connection: Any) -> None:
+def cli(ctx: click.Context, /) -> None:
     """Follow Forge's real-time streams: process logs, process events, attempt diffs.
 
     Works with the documented WebSocket API (/ws/...) and with the real Forge
     server's JSON Patch streams (/api/...), printing the same JSON for both.
+    The connection options below also work after the command
+    (`forgectl logs ID --server URL`), where they win.
     """
-    app = ctx.ensure_object(Application)
-    app.verbose = verbose
-    app.debug = debug
-    app.override(connection)
+    ctx.ensure_object(Application)
 
 
 #: A group run without a command (click 8.2 and later; 8.1 prints the help and exits 0).
@@ -146,6 +136,8 @@ def main(prog_name: str = "forgectl") -> None:
     """Run the CLI; every failure is one ``forgectl: error:`` line and an exit code."""
     try:
         cli.main(prog_name=prog_name, standalone_mode=False)
+    except Signalled as ended:  # the socket is closed, the output flushed: die by it
+        die_by(ended.signum)
     except click.exceptions.Exit as done:  # --help, --version
         sys.exit(done.exit_code)
     except click.UsageError as error:
@@ -161,8 +153,7 @@ def main(prog_name: str = "forgectl") -> None:
     except OSError as error:  # writing --help or --version
         _output_failed(error)
     except ForgeError as error:  # found while a command was being set up
-        _stderr(f"forgectl: error: {error}")
-        sys.exit(int(error.exit_code))
+        sys.exit(Application().fail(error))
     except click.exceptions.Abort:
         _stderr("forgectl: interrupted")
         sys.exit(int(ExitCode.INTERRUPTED))
@@ -170,5 +161,7 @@ def main(prog_name: str = "forgectl") -> None:
         _stderr(f"forgectl: error: {error.format_message()}")
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
-        sys.exit(int(ExitCode.INTERRUPTED))
+        import signal
+
+        die_by(signal.SIGINT)
     sys.exit(0)

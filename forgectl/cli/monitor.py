@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from ..events import PROCESS_EVENT_TYPES
 from .app import Application, pass_app
 from .complete import complete_attempt_id, complete_process_id
-from .options import (
-    CONNECTION_OPTIONS,
-    connection_options,
-    nonempty_id,
-    output_options,
-    stream_options,
-)
+from .options import Command, connection_options, nonempty_id, output_options, stream_options
 
 
 @click.command(
     "monitor",
+    cls=Command,
     epilog="""\b
 Examples:
   forgectl monitor
@@ -48,8 +41,10 @@ Examples:
     "--type",
     "types",
     multiple=True,
+    type=click.Choice(PROCESS_EVENT_TYPES),
     metavar="TYPE",
-    help=f"Only print events of this type (repeatable): {', '.join(PROCESS_EVENT_TYPES)}, or any other.",
+    help=f"Only print events of this type (repeatable): {', '.join(PROCESS_EVENT_TYPES)}. "
+    "Without --type, types the server adds are printed too.",
 )
 @click.option(
     "--executor",
@@ -90,7 +85,6 @@ def monitor(
     exit_status: bool,
     output: str | None,
     color: str,
-    **kwargs: Any,
 ) -> None:
     """Stream execution-process events until interrupted.
 
@@ -99,57 +93,24 @@ def monitor(
     already running when the stream opens are reported as process_started;
     processes that already ended only with --history (or --process).
     """
-    from ..dialects.base import StreamRequest
-    from ..events import Event, ProcessEvent
-    from ..filters import ProcessFilter
-    from ..status import exit_status as status_of
     from .runner import run
-    from .streaming import Pipeline, open_stream
-    from .streaming import follow as follow_stream
+    from .streaming import render
 
-    app.override({k: kwargs.pop(k) for k in list(kwargs) if k in CONNECTION_OPTIONS})
     if exit_status and len(processes) != 1:
         raise click.UsageError("--exit-status needs exactly one --process")
-    request = StreamRequest(
-        "monitor", attempt, follow=True, history=history or bool(processes), processes=processes
-    )
-    options = app.stream_options(kwargs)
-    options.mark_backlog = until_idle
     renderer = app.renderer(app.output_mode(output), color)
-    keep = ProcessFilter(
-        frozenset(processes),
-        frozenset(types),
-        frozenset(e.lower() for e in executors),
+    forge = app.client()
+    events = forge.processes.monitor(
         attempt,
+        until_idle=until_idle,
+        history=history,
+        processes=processes,
+        types=types,
+        executors=executors,
+        until_exit=processes[0] if exit_status else None,
     )
-    running: set[str] = set()
-    backlog_done = False
-
-    def until(event: Event) -> int | None:
-        # Every event of the chosen processes, printed or not: with --type
-        # process_started the end events are hidden, yet they end the process.
-        if not isinstance(event, ProcessEvent) or not keep.selects(event):
-            return None
-        pid = event.process_id or ""
-        if event.type == "process_started":
-            running.add(pid)
-        elif event.is_terminal:
-            running.discard(pid)
-            if exit_status and pid == processes[0]:
-                return status_of(event)
-        if until_idle and backlog_done and not running:
-            return 0
-        return None
-
-    def at_backlog() -> int | None:
-        nonlocal backlog_done
-        backlog_done = True
-        return 0 if until_idle and not running else None
-
-    pipeline = Pipeline(keep=keep, until=until, at_backlog=at_backlog)
 
     async def body() -> int:
-        stream = open_stream(app, request, options, kwargs["open_timeout"])
-        return await follow_stream(app, stream, renderer, pipeline)
+        return await render(app, events, renderer)
 
     run(app, body)

@@ -1,7 +1,17 @@
-"""Options shared by several commands, spelled once."""
+"""Options shared by several commands, spelled once.
+
+Connection options (``--server``, ``--token``, ...) and stream tuning
+(``--retry-for``, ...) never reach a command function: their callbacks fill
+the one :class:`~forgectl.cli.app.Application` (``expose_value=False``), with
+where each value came from (flag or environment, ``ctx.get_parameter_source``).
+Connection options work before the subcommand, where the environment variables
+are read, and after it, where a flag given there wins; they are described once,
+in ``forgectl --help``.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -14,27 +24,132 @@ from ..constants import (
     DEFAULT_STALE_TIMEOUT,
     ENV_API,
     ENV_CACERT,
+    ENV_DEBUG,
     ENV_PROFILE,
     ENV_SERVER,
     ENV_TOKEN,
     MAX_MESSAGE_SIZE,
 )
 from ..dialects import API_CHOICES
+from .app import Application
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Help sections, in the order they are printed.
+CONNECTION = "Connection options"
+TUNING = "Connection tuning"
+OUTPUT = "Output options"
 
-class Seconds(click.FloatRange):
-    """A duration in seconds: a number (``inf`` included), never NaN."""
+
+class Seconds(click.ParamType):  # type: ignore[type-arg, unused-ignore]
+    """A duration in seconds: a number (``inf`` included), never NaN; more than 0,
+    or with ``zero`` 0 or more. Help and errors say so in words, not as ``x>0``."""
+
+    name = "seconds"
+
+    def __init__(self, *, zero: bool = False) -> None:
+        self.zero = zero
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        seconds = super().convert(value, param, ctx)
-        if seconds != seconds:  # NaN passes every range check
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+        if seconds != seconds:  # NaN passes every comparison
+            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+        if seconds < 0 or (seconds == 0 and not self.zero):
+            wanted = "0 or more" if self.zero else "more than 0"
+            self.fail(f"{value!r}: give {wanted} seconds.", param, ctx)
         return seconds
 
 
-_POSITIVE = Seconds(min=0, min_open=True)
+class Count(click.ParamType):  # type: ignore[type-arg, unused-ignore]
+    """A count of things: 0 or more (no bound a person would have to read), or
+    between ``low`` and ``high``, said in words."""
+
+    name = "count"
+
+    def __init__(self, low: int = 0, high: int = sys.maxsize) -> None:
+        self.low = low
+        self.high = high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int):
+            count = value
+        else:
+            try:
+                count = int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a whole number.", param, ctx)
+        if self.high < sys.maxsize and not self.low <= count <= self.high:
+            self.fail(f"{value!r}: give {self.low} to {self.high}.", param, ctx)
+        if count < self.low:
+            self.fail(f"{value!r}: give {self.low} or more.", param, ctx)
+        if count > self.high:
+            self.fail(f"{value!r} is too large.", param, ctx)
+        return count
+
+
+_POSITIVE = Seconds()
+
+
+class SectionOption(click.Option):
+    """An option printed under its own heading in ``--help`` (see :class:`Command`)."""
+
+    def __init__(self, *args: Any, section: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.section = section
+
+
+class Command(click.Command):
+    """A subcommand whose help lists its own options, then output options and
+    connection tuning under their headings, and the connection options in one
+    line (they are described in ``forgectl --help``)."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        format_sections(self, ctx, formatter, connection_in_full=False)
+
+
+def format_sections(
+    command: click.Command,
+    ctx: click.Context,
+    formatter: click.HelpFormatter,
+    *,
+    connection_in_full: bool,
+) -> None:
+    sections: dict[str | None, list[tuple[str, str]]] = {}
+    names: list[str] = []
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is None or isinstance(param, click.Argument):
+            continue
+        section = getattr(param, "section", None)
+        if section == CONNECTION and not connection_in_full:
+            names.append(record[0].split(" ")[0].rstrip(","))
+            continue
+        sections.setdefault(section, []).append(record)
+    for title in (None, OUTPUT, TUNING, CONNECTION):
+        rows = sections.get(title)
+        if rows:
+            with formatter.section(title or "Options"):
+                formatter.write_dl(rows)
+    if names:
+        with formatter.section(CONNECTION):
+            formatter.write_text(
+                f"{', '.join(connection_names(command))}: before or after the command, "
+                "as described in `forgectl --help`."
+            )
+
+
+def connection_names(command: click.Command) -> list[str]:
+    """The connection options' names as a user types them (``-s/--server``)."""
+    out = []
+    for param in command.params:
+        if isinstance(param, SectionOption) and param.section == CONNECTION:
+            out.append("/".join(sorted(param.opts, key=len)))
+    return out
 
 
 def nonempty_id(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -51,108 +166,102 @@ def _apply(func: F, options: list[Callable[[F], F]]) -> F:
     return func
 
 
-CONNECTION_OPTIONS = (
-    "server",
-    "token",
-    "api",
-    "profile",
-    "cacert",
-    "insecure",
-    "verbose",
-    "debug",
-)
+def _store_connection(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Fill the application object: a value given here wins over one given before
+    the subcommand; where it came from (flag or environment) is kept."""
+    name = param.name or ""
+    if value is None or value is False or (name == "verbose" and not value):
+        return
+    if name in ("server", "profile") and not str(value).strip() and not ctx.resilient_parsing:
+        what = "server URL" if name == "server" else "profile name"
+        raise click.BadParameter(f"the {what} is empty", ctx=ctx, param=param)
+    source = ctx.get_parameter_source(name)
+    from_env = source is click.core.ParameterSource.ENVIRONMENT
+    ctx.ensure_object(Application).set_connection(name, value, "env" if from_env else "flag")
+
+
+def _store_tuning(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    ctx.ensure_object(Application).tuning[param.name or ""] = value
 
 
 def connection_options(root: bool) -> Callable[[F], F]:
-    """--server, --token, --api, --profile, --cacert, --insecure (and after the
-    subcommand, -v and --debug).
+    """--server, --token, --api, --profile, --cacert, --insecure, -v and --debug.
 
-    They work before the subcommand (``forgectl --server URL logs ...``, where the
-    environment variables are read) and after it (``forgectl logs ID --server URL``,
-    where a flag given there wins).
+    On the root group they read their environment variables and are shown in
+    full; after a subcommand they are flags only, named in one line of its help.
     """
 
-    def env(name: str) -> dict[str, Any]:
-        if root:
-            return {"envvar": name, "show_envvar": True}
-        return {}
-
-    def shown(text: str, name: str) -> str:
-        return text if root else f"{text} [env var: {name}]"
+    def option(*names: str, env: str | None = None, **kwargs: Any) -> Callable[[F], F]:
+        if root and env:
+            kwargs.update(envvar=env, show_envvar=True)
+        return click.option(
+            *names,
+            cls=SectionOption,
+            section=CONNECTION,
+            expose_value=False,
+            callback=_store_connection,
+            **kwargs,
+        )
 
     def decorate(func: F) -> F:
         return _apply(
             func,
             [
-                click.option(
+                option(
                     "--server",
                     "-s",
+                    env=ENV_SERVER,
                     metavar="URL",
-                    **env(ENV_SERVER),
-                    help=shown(
-                        "Forge server: http(s):// or ws(s)://host:port "
-                        "(default http://localhost:8887).",
-                        ENV_SERVER,
-                    ),
+                    help="Forge server: http(s):// or ws(s)://host:port "
+                    "(default http://localhost:8887).",
                 ),
-                click.option(
+                option(
                     "--token",
+                    env=ENV_TOKEN,
                     metavar="TOKEN",
-                    **env(ENV_TOKEN),
-                    help=shown(
-                        "API token; else the profile's token_file, else the keyring entry "
-                        "saved by `forgectl login`, else the plain-text file. Prefer the "
-                        "environment variable: a flag shows in process listings.",
-                        ENV_TOKEN,
-                    ),
+                    help="API token; else the profile's token_file, else the keyring entry "
+                    "saved by `forgectl login`, else the plain-text file. Prefer the "
+                    "environment variable: a flag shows in process listings.",
                 ),
-                click.option(
+                option(
                     "--api",
+                    env=ENV_API,
                     type=click.Choice(API_CHOICES),
-                    **env(ENV_API),
-                    help=shown(
-                        "Server dialect: the documented /ws API, the real server's /api "
-                        "JSON Patch streams, or auto-detect (default).",
-                        ENV_API,
-                    ),
+                    help="Server dialect: the documented /ws API, the real server's /api "
+                    "JSON Patch streams, or auto-detect (default).",
                 ),
-                click.option(
+                option(
                     "--profile",
                     "-p",
+                    env=ENV_PROFILE,
                     metavar="NAME",
-                    **env(ENV_PROFILE),
-                    help=shown("Use a named profile from the config file.", ENV_PROFILE),
+                    help="Use a named profile from the config file.",
                 ),
-                click.option(
+                option(
                     "--cacert",
+                    env=ENV_CACERT,
                     metavar="FILE",
-                    **env(ENV_CACERT),
                     type=click.Path(exists=True, dir_okay=False),
-                    help=shown("Trust this CA bundle for https/wss (a private CA).", ENV_CACERT),
+                    help="Trust this CA bundle for https/wss (a private CA).",
                 ),
-                click.option(
+                option(
                     "--insecure",
                     is_flag=True,
                     default=None,
                     help="Skip TLS certificate verification (prints a warning).",
                 ),
-                *(
-                    []
-                    if root
-                    else [
-                        click.option(
-                            "--verbose",
-                            "-v",
-                            count=True,
-                            help="Trace connections and frames on stderr (-vv: more).",
-                        ),
-                        click.option(
-                            "--debug",
-                            is_flag=True,
-                            default=None,
-                            help="Show a traceback on unexpected errors [env var: FORGECTL_DEBUG].",
-                        ),
-                    ]
+                option(
+                    "--verbose",
+                    "-v",
+                    count=True,
+                    help="Trace connections and frames on stderr (-vv: more). Tokens are redacted.",
+                ),
+                option(
+                    "--debug",
+                    env=ENV_DEBUG,
+                    is_flag=True,
+                    default=None,
+                    help="Show a traceback on unexpected errors.",
                 ),
             ],
         )
@@ -168,17 +277,23 @@ def output_options(func: F) -> F:
             click.option(
                 "--json",
                 "output",
+                cls=SectionOption,
+                section=OUTPUT,
                 flag_value="json",
                 help="JSON lines on stdout, one server object per line (default when piped).",
             ),
             click.option(
                 "--pretty",
                 "output",
+                cls=SectionOption,
+                section=OUTPUT,
                 flag_value="pretty",
                 help="Human-readable output (default on a terminal).",
             ),
             click.option(
                 "--color",
+                cls=SectionOption,
+                section=OUTPUT,
                 type=click.Choice(["auto", "always", "never"]),
                 default="auto",
                 show_default=True,
@@ -189,68 +304,68 @@ def output_options(func: F) -> F:
 
 
 def stream_options(func: F) -> F:
-    """Reconnect and heartbeat settings."""
+    """Reconnect and heartbeat settings: they fill the application object."""
+
+    def option(*names: str, **kwargs: Any) -> Callable[[F], F]:
+        return click.option(
+            *names,
+            cls=SectionOption,
+            section=TUNING,
+            expose_value=False,
+            callback=_store_tuning,
+            metavar=kwargs.pop("metavar", "SECONDS"),
+            **kwargs,
+        )
+
     return _apply(
         func,
         [
-            click.option(
+            option(
                 "--no-reconnect",
                 is_flag=True,
-                help="Exit (status 3) when an established connection drops, instead of reconnecting.",
+                metavar=None,
+                help="Exit (status 3) when an established connection drops.",
             ),
-            click.option(
+            option(
                 "--retry-for",
                 type=_POSITIVE,
-                metavar="SECONDS",
-                help="Keep retrying a server that is down for up to this long (first connection "
-                "included; without it a refused first connection fails at once).",
+                help="Keep retrying a server that is down this long (the first connection too).",
             ),
-            click.option(
+            option(
                 "--ping-interval",
                 type=_POSITIVE,
                 default=DEFAULT_PING_INTERVAL,
-                show_default=True,
-                metavar="SECONDS",
-                help="Heartbeat interval.",
+                help=f"Heartbeat interval (default {DEFAULT_PING_INTERVAL:g} s).",
             ),
-            click.option(
+            option(
                 "--stale-timeout",
                 type=_POSITIVE,
                 default=DEFAULT_STALE_TIMEOUT,
-                show_default=True,
-                metavar="SECONDS",
-                help="Reconnect when nothing arrives for this long (dead peer).",
+                help=f"Reconnect after this long without a sign of life (default {DEFAULT_STALE_TIMEOUT:g} s).",
             ),
-            click.option(
+            option(
                 "--open-timeout",
                 type=_POSITIVE,
                 default=DEFAULT_OPEN_TIMEOUT,
-                show_default=True,
-                metavar="SECONDS",
-                help="Give up on a connection handshake after this long.",
+                help=f"Give up on a handshake after this long (default {DEFAULT_OPEN_TIMEOUT:g} s).",
             ),
-            click.option(
+            option(
                 "--wait-start",
-                type=Seconds(min=0),
-                metavar="SECONDS",
-                help="If the process or attempt does not exist yet (404), keep polling "
-                "for it this long (CI often starts following before the job exists).",
+                type=Seconds(zero=True),
+                help="Keep polling this long for a process or attempt that does not exist yet.",
             ),
-            click.option(
+            option(
                 "--max-message-size",
-                type=click.IntRange(min=1, max=4096),
+                type=Count(1, 4096),
                 default=MAX_MESSAGE_SIZE >> 20,
-                show_default=True,
                 metavar="MIB",
-                help="Refuse a message larger than this many MiB (exit 6).",
+                help=f"Refuse a message over this many MiB, 1-4096 (default {MAX_MESSAGE_SIZE >> 20}).",
             ),
-            click.option(
+            option(
                 "--settle",
                 type=_POSITIVE,
                 default=DEFAULT_SETTLE,
-                show_default=True,
-                metavar="SECONDS",
-                help="Without --follow: the backlog is complete once the server is quiet this long.",
+                help=f"Without --follow: the history is over after this long quiet (default {DEFAULT_SETTLE:g} s).",
             ),
         ],
     )

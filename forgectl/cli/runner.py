@@ -1,7 +1,11 @@
 """The one bridge from click to asyncio, with signals and exit codes.
 
-Ctrl-C and SIGTERM cancel the running command; it closes its socket with a
-normal close and the process exits 130 or 143, without a traceback.
+Ctrl-C (SIGINT) and SIGTERM cancel the running command; it closes its socket
+with a normal close, flushes its output, and then forgectl dies by the same
+signal (the default handler restored, the signal raised again), so that a shell
+loop or make stops too; the shell reports 130 or 143. A signal that was already
+ignored when forgectl started (SIGINT in a script's background job) stays
+ignored, as Python itself leaves it.
 """
 
 from __future__ import annotations
@@ -18,48 +22,57 @@ from typing import NoReturn
 
 from ..errors import ExitCode, ForgeError
 from ..output.base import OutputClosed
-from .app import Application, _stderr, debug_enabled, silence
+from .app import Application, Signalled, _stderr, debug_enabled, silence
+
+#: The signals that end a command, and the status reported if dying by one fails.
+SIGNALS: dict[int, ExitCode] = {
+    int(signal.SIGINT): ExitCode.INTERRUPTED,
+    int(signal.SIGTERM): ExitCode.TERMINATED,
+}
 
 
 def run(app: Application, body: Callable[[], Awaitable[int]]) -> NoReturn:
-    """Run ``body`` in an event loop and exit with its status."""
-    code = _run(app, body)
+    """Run ``body`` in an event loop and exit with its status (or with
+    :class:`Signalled`, for the signal that ended it)."""
+    received: list[int] = []
+    code = _run(app, body, received)
     with contextlib.suppress(BrokenPipeError, ValueError, OSError):
         sys.stdout.flush()
+    if received and received[0] in SIGNALS:
+        raise Signalled(received[0])
     sys.exit(code)
 
 
-def _run(app: Application, body: Callable[[], Awaitable[int]]) -> int:
-    received: list[int] = []
+def _run(app: Application, body: Callable[[], Awaitable[int]], received: list[int]) -> int:
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
 
-        def on_signal(code: int) -> None:
+        def on_signal(signum: int) -> None:
             if not received:
-                received.append(code)
+                received.append(signum)
                 task.cancel()
 
-        for signum, code in (
-            (signal.SIGINT, ExitCode.INTERRUPTED),
-            (signal.SIGTERM, ExitCode.TERMINATED),
-        ):
+        for signum in SIGNALS:
+            if signal.getsignal(signum) == signal.SIG_IGN:
+                continue  # ignored by whoever started us: stays ignored
             # Not in the main thread (tests) or no signals here: Ctrl-C still ends it.
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, on_signal, int(code))
-        _watch_stdout(loop, lambda: on_signal(int(ExitCode.OK)))
+                loop.add_signal_handler(signum, on_signal, signum)
+        _watch_stdout(loop, lambda: on_signal(0))  # the reader left: end, status 0
         try:
             return await body()
         except asyncio.CancelledError:
             if received:
-                return received[0]
+                return int(SIGNALS.get(received[0], ExitCode.OK))
             raise
 
     try:
         return asyncio.run(main())
     except KeyboardInterrupt:
+        received[:] = [int(signal.SIGINT)]
         return int(ExitCode.INTERRUPTED)
     except OutputClosed:
         return int(ExitCode.OK)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import ConnectError, NotFoundError, ProtocolError
+from ..errors import ConnectError, Hint, NotFoundError, ProtocolError
 from .base import Dialect, Plan, StreamRequest
 from .documented import DocumentedDialect
 from .forge import ForgeDialect, probe_forge
@@ -67,7 +67,9 @@ class AutoDialect(Dialect):
             return None
         raise ProtocolError(
             f"{endpoint.server.url} speaks neither known API: the documented route "
-            f"answered {error}, and GET /api/health answered {said}"
+            f"answered {error}, and GET /api/health answered {said}",
+            url=endpoint.server.url,
+            hint=Hint.SERVER,
         )
 
     def connected(self, diag: Diagnostics) -> None:

@@ -6,9 +6,10 @@
 - :mod:`.sse` — server-sent events over httpx (the real server's ``/api/events``).
 - :mod:`.rest` — small HTTP GETs (health probe, REST look-ups).
 
-:class:`Transport` is the one object the stream driver and the dialects open
-connections through; pass another one (``ForgeClient(transport=...)``) to
-change how forgectl connects, the way httpx takes a transport.
+:class:`Transport` is the one object the stream driver opens connections through
+and the dialects make their REST GETs through; pass another one (a subclass,
+``ForgeClient(transport=...)``) to change how forgectl connects, the way httpx
+takes a transport.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Transport:
     ``websocket="auto"`` (the default) uses forgectl's sans-I/O client unless a
     proxy from the environment applies to the URL, or the server redirects;
     websockets' asyncio client serves those. ``"sansio"`` and ``"websockets"``
-    force one. SSE routes always go through httpx.
+    force one. SSE routes always go through httpx. :meth:`get` makes the small
+    REST GETs (the standard library's http.client, or httpx behind a proxy).
     """
 
     def __init__(self, websocket: WebSocketStack = "auto") -> None:
@@ -81,6 +83,21 @@ class Transport:
         from .wsclient import open_websocket
 
         return await open_websocket(endpoint, route.path, route.query, what=what, max_size=max_size)
+
+    async def get(
+        self,
+        endpoint: Endpoint,
+        path: str,
+        query: dict[str, str] | None = None,
+        *,
+        what: str = "resource",
+        timeout: float | None = None,
+    ) -> tuple[int, str, bytes]:
+        """GET ``path`` (plus ``query``) on the endpoint's server: (status, content
+        type, body). Raises :class:`~forgectl.errors.ConnectError` when it cannot."""
+        from .rest import fetch
+
+        return await fetch(endpoint, path, query, what=what, timeout=timeout)
 
     def _sansio(self, url: str) -> bool:
         if self.websocket == "auto":

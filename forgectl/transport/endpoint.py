@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..constants import DEFAULT_OPEN_TIMEOUT
 from ..errors import FatalConnectError
 from ..urls import Server
 
+if TYPE_CHECKING:
+    from . import Transport
+
 
 @dataclass(slots=True)
 class Endpoint:
-    """Where and how to connect: a server plus credentials and TLS settings."""
+    """Where and how to connect: a server plus credentials and TLS settings, and
+    the :class:`~forgectl.transport.Transport` that carries the requests (None: the
+    default one)."""
 
     server: Server
     token: str | None = None
     cacert: str | None = None
     insecure: bool = False
     open_timeout: float = DEFAULT_OPEN_TIMEOUT
+    transport: Transport | None = field(default=None, repr=False, compare=False)
     _ssl: ssl.SSLContext | None = field(default=None, repr=False)
 
     def ssl_context(self) -> ssl.SSLContext | None:

@@ -17,6 +17,7 @@ from ..errors import (
     ConnectError,
     FatalConnectError,
     ForgeError,
+    Hint,
     NotFoundError,
     ProtocolError,
     ServerError,
@@ -32,9 +33,7 @@ def describe_os_error(exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve host ({exc.strerror or exc})"
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return (
-            f"TLS certificate not trusted ({exc.verify_message}); use --cacert FILE or --insecure"
-        )
+        return f"TLS certificate not trusted ({exc.verify_message})"
     if isinstance(exc, ssl.SSLError):
         return f"TLS error ({exc.reason or exc})"
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
@@ -58,7 +57,8 @@ def connect_error(url: str, exc: BaseException) -> ConnectError:
         cls: type[ConnectError] = FatalConnectError
     else:
         cls = ConnectError
-    return cls(f"cannot connect to {url}: {reason}{hint}")
+    trust = Hint.TRUST if isinstance(exc, ssl.SSLCertVerificationError) else None
+    return cls(f"cannot connect to {url}: {reason}{hint}", url=url, hint=trust)
 
 
 def status_error(url: str, status: int, content_type: str, body: bytes, what: str) -> ForgeError:
@@ -70,24 +70,35 @@ def status_error(url: str, status: int, content_type: str, body: bytes, what: st
             else "requires a valid token (none was given, or it was refused)"
         )
         return AuthError(
-            f"{url}: HTTP {status}: the server {verb}; run `forgectl login` or set FORGE_TOKEN"
+            f"{url}: HTTP {status}: the server {verb}", url=url, status=status, hint=Hint.TOKEN
         )
     if status == 404:
-        return NotFoundError(f"{what} not found (HTTP 404 from {url})")
+        return NotFoundError(f"{what} not found (HTTP 404 from {url})", url=url, status=status)
     if status == 400 and "html" not in content_type.lower():
         # The real server answers an id it cannot parse (not a UUID) with 400 text.
         return UsageError(
-            f"{what}: the server rejected the request (HTTP 400{_snippet(body, content_type)})"
+            f"{what}: the server rejected the request (HTTP 400{_snippet(body, content_type)})",
+            url=url,
+            status=status,
         )
     if status >= 500:
-        return ServerError(f"{url}: server error HTTP {status}{_snippet(body, content_type)}")
+        return ServerError(
+            f"{url}: server error HTTP {status}{_snippet(body, content_type)}",
+            url=url,
+            status=status,
+        )
     if "html" in content_type.lower():
         return ProtocolError(
             f"{url}: expected a WebSocket, got an HTML page (HTTP {status}): a web "
-            "UI, such as the real Forge server's (use --api forge, or auto)"
+            "UI, such as the real Forge server's",
+            url=url,
+            status=status,
+            hint=Hint.DIALECT,
         )
     return ProtocolError(
-        f"{url}: expected a WebSocket, got HTTP {status}{_snippet(body, content_type)}"
+        f"{url}: expected a WebSocket, got HTTP {status}{_snippet(body, content_type)}",
+        url=url,
+        status=status,
     )
 
 
@@ -120,20 +131,21 @@ def handshake_error(
             what,
         )
     if isinstance(exc, InvalidURI):
-        return FatalConnectError(f"invalid URL {shown}: {exc}")
+        return FatalConnectError(f"invalid URL {shown}: {exc}", url=shown)
     if isinstance(exc, InvalidMessage):
         # The peer closed or garbled the handshake: a restarting server, a proxy,
         # or something that does not speak HTTP. Worth a retry.
         cause = exc.__cause__
         reason = describe_os_error(cause) if cause else str(exc)
-        return ConnectError(f"cannot connect to {shown}: bad handshake ({reason})")
+        return ConnectError(f"cannot connect to {shown}: bad handshake ({reason})", url=shown)
     if isinstance(exc, InvalidHandshake):
-        return ProtocolError(f"{shown}: WebSocket handshake failed: {exc}")
+        return ProtocolError(f"{shown}: WebSocket handshake failed: {exc}", url=shown)
     if isinstance(exc, TimeoutError):
         # Connected, but the handshake never completed (a stuck proxy or server).
         return ConnectError(
-            f"cannot connect to {shown}: no handshake answer within "
-            f"{open_timeout:g} s (--open-timeout)"
+            f"cannot connect to {shown}: no handshake answer within {open_timeout:g} s",
+            url=shown,
+            hint=Hint.OPEN_TIMEOUT,
         )
     if isinstance(exc, OSError):
         return connect_error(shown, exc)

@@ -45,6 +45,23 @@ async def get(
 ) -> tuple[int, str, bytes]:
     """GET a path; return (status, content type, body). Raises ConnectError.
 
+    Made by the endpoint's transport (:meth:`forgectl.transport.Transport.get`),
+    so an injected transport carries the REST look-ups too."""
+    if endpoint.transport is not None:
+        return await endpoint.transport.get(endpoint, path, query, what=what, timeout=timeout)
+    return await fetch(endpoint, path, query, what=what, timeout=timeout)
+
+
+async def fetch(
+    endpoint: Endpoint,
+    path: str,
+    query: dict[str, str] | None = None,
+    *,
+    what: str = "resource",
+    timeout: float | None = None,
+) -> tuple[int, str, bytes]:
+    """The default transport's GET.
+
     These small GETs sit on start-up paths (auto-detection, telling a script from
     an agent), and importing httpx costs 60-150 ms: without a proxy they are made
     here, over asyncio with h11, so that Ctrl-C and the time limit end them at

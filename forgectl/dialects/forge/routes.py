@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from orjson import JSONDecodeError
 
-from ...errors import ConnectError, NotFoundError, ProtocolError, UsageError
+from ...errors import ConnectError, Hint, NotFoundError, ProtocolError, UsageError
 from ...transport import Route
 from ...transport.rest import get, get_data
 from ...urls import segment
@@ -60,7 +60,9 @@ class ForgeDialect(Dialect):
         if not is_forge:
             raise ProtocolError(
                 f"{endpoint.server.url} is not the real Forge server (its route answered: "
-                f"{error}; GET /api/health answered {said}); try --api documented or auto"
+                f"{error}; GET /api/health answered {said})",
+                url=endpoint.server.url,
+                hint=Hint.DIALECT,
             )
         self.verified = True
 

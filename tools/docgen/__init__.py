@@ -1,13 +1,13 @@
 """Man pages and shell completion scripts, generated from the click application.
 
-``python -m forgectl.docgen`` rewrites ``man/`` and ``completions/`` in the source
-tree; ``python -m forgectl.docgen --check`` only compares and exits 1 listing the
+A build-time tool, outside the package (not in the wheel):
+``python -m tools.docgen`` rewrites ``man/`` and ``completions/`` in the source
+tree; ``python -m tools.docgen --check`` only compares and exits 1 listing the
 stale files. Names, synopses, options, environment variables, defaults, examples
-and exit codes come from the click definitions (and ``forgectl.errors``), so a new
-flag or command shows up on the next run. What click cannot know (the JSON each
-command prints, the environment and files forgectl reads) is kept here as data.
-
-The CLI never imports this module: it costs nothing at run time.
+and exit codes come from the click definitions and from ``ExitCode``'s members
+(each carries its meaning), so a new flag or command shows up on the next run.
+What click cannot know (the JSON each command prints, the environment and files
+forgectl reads) is data: ``prose.toml`` beside this file.
 """
 
 from __future__ import annotations
@@ -15,27 +15,33 @@ from __future__ import annotations
 import inspect
 import re
 import sys
+import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
-from . import __version__
-from .config import CONFIG_FILE
-from .constants import ENV_KEYRING_TIMEOUT, ENV_TRANSPORT
-from .credentials import DEFAULT_KEYRING_TIMEOUT, INDEX_FILE, TOKENS_FILE
-from .errors import ExitCode
-from .settings import TOKEN_SOURCES
+from forgectl import __version__
+from forgectl.cli.options import CONNECTION, SectionOption
+from forgectl.config import CONFIG_FILE
+from forgectl.constants import DEFAULT_SERVER, ENV_KEYRING_TIMEOUT, ENV_TRANSPORT
+from forgectl.credentials import DEFAULT_KEYRING_TIMEOUT, INDEX_FILE, TOKENS_FILE
+from forgectl.dialects import API_CHOICES
+from forgectl.errors import ExitCode
+from forgectl.settings import TOKEN_SOURCES
 
 PROG = "forgectl"
 COMPLETE_VAR = "_FORGECTL_COMPLETE"
 #: Shell name → file under completions/ (the names each shell looks up).
 COMPLETION_FILES = {"bash": "forgectl.bash", "zsh": "_forgectl", "fish": "forgectl.fish"}
-#: The source tree this module belongs to (``man/`` and ``completions/`` live there).
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+#: The source tree (``man/`` and ``completions/`` live there).
+SOURCE_ROOT = HERE.parent.parent
+PROSE = HERE / "prose.toml"
 
-# -- hand-written prose ------------------------------------------------------------
+# -- the prose, as data ---------------------------------------------------------------
 #
 # A block is a paragraph (str) or a list of (term, description) pairs. Text is plain:
 # it is escaped for roff on output. ``Fields`` render as an indented tagged list.
@@ -43,236 +49,77 @@ SOURCE_ROOT = Path(__file__).resolve().parent.parent
 Fields = list[tuple[str, str]]
 Block = str | Fields
 
-_CONVENTIONS: list[Block] = [
-    "Data goes to standard output, everything else (status, warnings, errors, "
-    "-v traces) to standard error. When standard output is not a terminal, or with "
-    "--json, each event is printed as one JSON object per line (JSON lines), so the "
-    "output can be piped to jq(1). On a terminal the output is human-readable "
-    "instead (--pretty forces that). Both server dialects, the documented /ws API "
-    "and the real Forge server's /api JSON Patch streams, produce the same JSON.",
-    "Fields the documented API defines are printed as the server sent them; "
-    "fields a server adds beyond them are kept. When talking to the real Forge "
-    "server, forgectl builds the documented objects from its records (described "
-    "per command in forgectl-logs(1), forgectl-monitor(1) and forgectl-diff(1)).",
-]
 
-#: OUTPUT section per command path ("" is the root group).
-OUTPUT: dict[str, list[Block]] = {
-    "": _CONVENTIONS,
-    "logs": [
-        "Without --raw, one JSON object per normalized log entry:",
-        [
-            ("level", "One of debug, info, warn, error, success."),
-            ("message", "The log text (a string, possibly with newlines)."),
-            ("timestamp", "ISO 8601 time of the entry, or null when the server gives none."),
-            (
-                "source",
-                "What produced the entry. From the real Forge server: user, assistant, "
-                "system, executor, tool:NAME for a tool call, or stdout/stderr for a "
-                "script process shown from its raw output.",
-            ),
-            (
-                "metadata",
-                "An object, or null. From the real Forge server it holds entryType "
-                "(the server's entry kind, e.g. assistant_message, tool_use, "
-                "error_message, or STDOUT/STDERR), index (the entry's position in the "
-                "process log), revision (0, then 1, 2, ... when the server rewrites an "
-                "entry in place after it was printed, e.g. streaming assistant text: the "
-                "entry is printed again with the same index; an entry is held until it "
-                "stops changing, so most rewrites never show), and where they apply "
-                "toolName, status, "
-                "action, errorType and details (the server's own metadata).",
-            ),
-        ],
-        "Script processes (setup, cleanup, dev server) have no normalized stream on the "
-        "real Forge server once they have finished: their raw output is shown instead, "
-        "one entry per line, stderr lines at level warn (a note on stderr says so).",
-        "With --raw the process's output is written to standard output byte for byte, "
-        "whether or not it is a terminal. With --raw --json each chunk is one object "
-        "instead:",
-        [
-            ("stream", "stdout, stderr, or null when the server does not say."),
-            ("content", "The text of the chunk (chunks are not split into lines)."),
-        ],
-    ],
-    "monitor": [
-        "One JSON object per execution-process event, with these fields in common:",
-        [
-            (
-                "type",
-                "process_started, process_progress, process_completed, process_failed "
-                "or process_stopped. Other types a server sends are printed unchanged.",
-            ),
-            ("processId", "The execution process (see forgectl-logs(1))."),
-            ("taskAttemptId", "The task attempt it belongs to (see forgectl-diff(1))."),
-        ],
-        "and, by type:",
-        [
-            ("process_started", "executor (e.g. CLAUDE_CODE), startedAt."),
-            (
-                "process_progress",
-                "progress: {percentage, stage, message, estimatedRemaining (ms)}.",
-            ),
-            (
-                "process_completed",
-                "completedAt, duration (milliseconds), exitCode, and from the documented "
-                "API stats: {filesChanged, linesAdded, linesRemoved}.",
-            ),
-            ("process_failed", "failedAt, error: {code, message, details}."),
-            ("process_stopped", "stoppedAt, stoppedBy, reason."),
-        ],
-        "From the real Forge server every event also carries runReason (setupscript, "
-        "cleanupscript, codingagent or devserver); process_failed and process_stopped "
-        "carry exitCode (null when the process was killed); error.code is "
-        "EXECUTION_ERROR and reason is killed. That server sends no progress events.",
-        "Processes already running when the stream opens are reported as "
-        "process_started; with --history, processes that had already ended are reported "
-        "too (a process_started followed by its final event).",
-    ],
-    "diff": [
-        "One JSON object per diff update:",
-        [
-            ("type", "Always diff_update."),
-            ("attemptId", "The task attempt."),
-            (
-                "diff",
-                "The attempt's whole current diff in git's unified format (an empty "
-                "string when nothing changed), ready for git apply. Each update repeats "
-                "the complete diff, not the change since the previous one. Files whose "
-                "contents the server omits (too large, or --stat) appear as a "
-                '"Binary files ... differ" header and a comment with their counts.',
-            ),
-            ("filesChanged", "Number of changed files."),
-            ("insertions", "Lines added."),
-            ("deletions", "Lines removed."),
-            ("timestamp", "ISO 8601 time of the update."),
-        ],
-        "Without --follow exactly one object is printed: the diff as it stands. "
-        "With --follow a new object follows each change until interrupted.",
-    ],
-}
+def facts() -> dict[str, str]:
+    """Values from forgectl itself that the prose names as ``{name}``."""
+    return {
+        "token_sources": ", ".join(TOKEN_SOURCES),
+        "default_server": DEFAULT_SERVER,
+        "api_choices": ", ".join(API_CHOICES[:-1]) + f" or {API_CHOICES[-1]}",
+        "env_keyring_timeout": ENV_KEYRING_TIMEOUT,
+        "default_keyring_timeout": f"{DEFAULT_KEYRING_TIMEOUT:g}",
+        "env_transport": ENV_TRANSPORT,
+        "config_dir": "$XDG_CONFIG_HOME/forgectl",
+        "config_file": CONFIG_FILE,
+        "tokens_file": TOKENS_FILE,
+        "index_file": INDEX_FILE,
+    }
 
-_NO_DATA = (
-    "Nothing on standard output. What was done (or why not) is reported on standard "
-    "error, and the token itself is never printed."
-)
-OUTPUT["login"] = [_NO_DATA]
-OUTPUT["logout"] = [_NO_DATA]
-OUTPUT["auth"] = ["See the pages of the subcommands."]
-OUTPUT["auth status"] = [
-    "Without --json, one line per item (server, profile, api, token, and tls for "
-    "https servers) on standard output. With --json, one JSON object:",
-    [
-        ("server", "The normalized server URL."),
-        ("profile", "The profile in use, or null."),
-        ("api", "The configured dialect: auto, documented or forge."),
-        ("token", "true when a token is set (the token itself is never printed)."),
-        (
-            "token_source",
-            f"Where it comes from: {', '.join(TOKEN_SOURCES)}; null without a token.",
-        ),
-        (
-            "tls",
-            "For https servers, how certificates are checked (system trust store, a CA "
-            "file, or verification disabled); null for http.",
-        ),
-    ],
-]
 
-_NO_OUTPUT_PROSE: list[Block] = [
-    "See DESCRIPTION above, and forgectl(1) for the conventions every command "
-    "follows: data on standard output, diagnostics on standard error.",
-]
+_FACT = re.compile(r"\{(\w+)\}")
 
-#: ENVIRONMENT: every variable forgectl reads. Variables found on options but
-#: missing here are still listed (described by their option), so none is forgotten.
-ENVIRONMENT: Fields = [
-    ("FORGE_URL", "The Forge server, as for --server (default http://localhost:8887)."),
-    (
-        "FORGE_TOKEN",
-        "API token, as for --token. Preferred over the flag, which other users can "
-        "see in process listings.",
-    ),
-    ("FORGE_API", "Server dialect, as for --api: auto, documented or forge."),
-    ("FORGE_PROFILE", "Profile of the configuration file to use, as for --profile."),
-    ("FORGE_CACERT", "CA bundle trusted for https and wss, as for --cacert."),
-    ("FORGECTL_DEBUG", "When set, show a traceback on unexpected errors (as --debug)."),
-    (
-        "FORGECTL_CONFIG_DIR",
-        "forgectl's configuration directory (see FILES), instead of $XDG_CONFIG_HOME/forgectl.",
-    ),
-    ("XDG_CONFIG_HOME", "Base of the configuration directory (default ~/.config)."),
-    (
-        ENV_KEYRING_TIMEOUT,
-        "Seconds to wait for the OS keyring before treating it as unavailable "
-        f"(default {DEFAULT_KEYRING_TIMEOUT:g}).",
-    ),
-    (
-        ENV_TRANSPORT,
-        "Set to websockets to stream through the websockets library's asyncio client "
-        "instead of forgectl's own faster transport (which it already uses whenever "
-        "a proxy applies).",
-    ),
-    ("NO_COLOR", "When set and not empty, pretty output has no colour (unless --color always)."),
-    ("FORCE_COLOR", "When set, pretty output is coloured even when not on a terminal."),
-    (
-        "HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY",
-        "Standard proxy settings (lower-case names too), honoured for the server's "
-        "URLs (HTTP and SOCKS proxies).",
-    ),
-]
 
-_DIR = "$XDG_CONFIG_HOME/forgectl"
-FILES: Fields = [
-    (
-        f"{_DIR}/{CONFIG_FILE}",
-        "Configuration file: named server profiles, chosen with --profile or FORGE_PROFILE "
-        '(else default_profile, else a profile named "default"). A profile is a '
-        "[profiles.NAME] table with any of server, api, output, cacert, insecure and "
-        "token_file (a file holding the token); it only fills what flags and environment "
-        "variables left unset. The directory is $FORGECTL_CONFIG_DIR when set, "
-        "~/.config/forgectl when XDG_CONFIG_HOME is not.",
-    ),
-    (
-        f"{_DIR}/{TOKENS_FILE}",
-        "Plain-text token file (mode 0600), written by forgectl login --insecure-storage "
-        "for machines without a usable keyring; tokens are kept per server URL. "
-        "Used after --token, FORGE_TOKEN, the profile's token_file and the OS keyring.",
-    ),
-    (
-        f"{_DIR}/{INDEX_FILE}",
-        "Which servers have a token in the OS keyring (no secrets), so that other "
-        "commands never load the keyring.",
-    ),
-]
+@dataclass
+class Prose:
+    """prose.toml, with ``{name}`` facts filled in and ``@name`` references resolved."""
 
-#: Extra examples per command, after those of the command's epilog.
-EXAMPLES: dict[str, list[str]] = {
-    "": [
-        "# the ids of every process that failed, as they fail",
-        "forgectl monitor --json | jq -r 'select(.type==\"process_failed\") | .processId'",
-    ],
-    "logs": [
-        "# messages of one tool, with their time",
-        'forgectl logs 3f2a... | jq -r \'select(.source=="tool:bash") | "\\(.timestamp) \\(.message)"\'',
-    ],
-    "login": [
-        "# CI: store a token from a secret without a prompt",
-        'echo "$FORGE_TOKEN" | forgectl login --with-token --insecure-storage',
-        "forgectl --server https://forge.example.com login",
-    ],
-    "logout": ["forgectl --server https://forge.example.com logout"],
-    "auth": [
-        "forgectl auth login --with-token < token.txt",
-        "forgectl auth status",
-        "forgectl auth logout",
-    ],
-    "auth status": ["forgectl auth status --json | jq -r .token_source"],
-    "diff": [
-        "# changed lines so far",
-        "forgectl diff 8c1e... | jq '.insertions + .deletions'",
-    ],
-}
+    data: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: Path = PROSE) -> Prose:
+        with path.open("rb") as file:
+            return cls(tomllib.load(file))
+
+    def text(self, value: str) -> str:
+        known = facts()
+        return _FACT.sub(lambda m: known.get(m.group(1), m.group(0)), value)
+
+    def fields(self, items: list[list[str]]) -> Fields:
+        return [(self.text(term), self.text(description)) for term, description in items]
+
+    def blocks(self, items: list[Any]) -> list[Block]:
+        out: list[Block] = []
+        for item in items:
+            if isinstance(item, str) and item.startswith("@"):
+                name, _, count = item[1:].partition(":")
+                ref = self.data[name]
+                refs = [ref] if isinstance(ref, str) else list(ref)
+                out.extend(self.blocks(refs[: int(count)] if count else refs))
+            elif isinstance(item, str):
+                out.append(self.text(item))
+            else:
+                out.append(self.fields(item))
+        return out
+
+    def output(self, key: str) -> list[Block] | None:
+        table = self.data["output"]
+        items = table.get(key or "root")
+        return None if items is None else self.blocks(items)
+
+    def paragraph(self, name: str) -> str:
+        return self.text(self.data[name])
+
+    def environment(self) -> Fields:
+        return self.fields(self.data["environment"]["items"])
+
+    def files(self) -> Fields:
+        return self.fields(self.data["files"]["items"])
+
+    def examples(self, key: str) -> list[str]:
+        return list(self.data["examples"].get(key or "root", []))
+
+    def signals(self) -> str:
+        return self.text(self.data["exit_status"]["signals"])
 
 
 # -- the command tree ----------------------------------------------------------------
@@ -319,7 +166,7 @@ def iter_pages(cli: click.Command) -> Iterator[Page]:
 
 
 def default_cli() -> click.Command:
-    from .cli.main import cli
+    from forgectl.cli.main import cli
 
     return cli
 
@@ -462,17 +309,17 @@ def render_paragraphs(paras: Sequence[Paragraph]) -> list[str]:
 
 # -- options ------------------------------------------------------------------------
 
-_ENV_IN_HELP = re.compile(r"\s*\[env var: ([^\]]+)\]\s*$")
-
 
 def option_envvars(option: click.Option) -> list[str]:
-    """The variables an option reads: its own ``envvar``, or the ``[env var: X]`` its
-    help names (options after a subcommand read theirs at the root)."""
-    if option.envvar:
-        names = [option.envvar] if isinstance(option.envvar, str) else list(option.envvar)
-        return names
-    match = _ENV_IN_HELP.search(option.help or "")
-    return [name.strip() for name in match.group(1).split(",")] if match else []
+    """The variables an option reads (its own ``envvar``)."""
+    if not option.envvar:
+        return []
+    return [option.envvar] if isinstance(option.envvar, str) else list(option.envvar)
+
+
+def is_connection_option(param: click.Parameter) -> bool:
+    """A connection option: described on forgectl(1), named on the other pages."""
+    return isinstance(param, SectionOption) and param.section == CONNECTION
 
 
 def _metavar(param: click.Parameter, ctx: click.Context) -> str:
@@ -505,8 +352,8 @@ _UNSET = _click_unset()
 
 
 def _default(option: click.Option, ctx: click.Context) -> str | None:
-    if option.is_flag or option.count:
-        return None
+    if option.is_flag or option.count or "(default " in (option.help or ""):
+        return None  # the help says it already, in words
     value = option.get_default(ctx, call=False)
     if value is None or value is _UNSET or callable(value) or value in ((), ""):
         return None
@@ -515,13 +362,22 @@ def _default(option: click.Option, ctx: click.Context) -> str | None:
     return str(value)
 
 
+def documented_options(page: Page) -> list[click.Option]:
+    """The options a page describes: all on forgectl(1); elsewhere all but the
+    connection options (forgectl(1) describes those)."""
+    return [
+        param
+        for param in page.command.get_params(page.ctx)
+        if isinstance(param, click.Option)
+        and not param.hidden
+        and not (page.path and is_connection_option(param))
+    ]
+
+
 def render_options(page: Page) -> list[str]:
     lines: list[str] = []
-    for param in page.command.get_params(page.ctx):
-        if not isinstance(param, click.Option) or param.hidden:
-            continue
-        help_text = _ENV_IN_HELP.sub("", param.help or "")
-        text = " ".join(help_text.split())
+    for param in documented_options(page):
+        text = " ".join((param.help or "").split())
         if isinstance(param.type, click.Choice) and param.metavar:
             text += f" One of: {', '.join(map(str, param.type.choices))}."
         extra: list[str] = []
@@ -556,25 +412,14 @@ def collect_envvars(pages: Sequence[Page]) -> dict[str, str]:
 # -- pages --------------------------------------------------------------------------
 
 
-#: Exit statuses whose name and comment read badly as a man page line.
-_EXIT_NAMES = {"OK": "Success"}
-
-
 def exit_codes() -> Fields:
-    """Every ``ExitCode`` as (value, meaning), the meaning taken from the comment on
-    its line in ``forgectl.errors`` (else from its name), in numeric order."""
-    comments: dict[str, str] = {}
-    try:
-        source = inspect.getsource(ExitCode)
-    except (OSError, TypeError):
-        source = ""
-    for match in re.finditer(r"^\s*(\w+)\s*=\s*\d+\s*#\s*(.+?)\s*$", source, re.M):
-        comments[match.group(1)] = match.group(2)
+    """Every ``ExitCode`` as (value, meaning), in numeric order; the codes only
+    ``--exit-status`` gives say so."""
     out: Fields = []
     for member in sorted(ExitCode, key=int):
-        name = member.name.replace("_", " ").capitalize()
-        comment = comments.get(member.name)
-        meaning = _EXIT_NAMES.get(member.name) or (f"{name}: {comment}" if comment else name)
+        meaning = member.meaning[0].upper() + member.meaning[1:]
+        if member.exit_status_only:
+            meaning = f"With --exit-status: {member.meaning}"
         out.append((str(int(member)), meaning + "."))
     return out
 
@@ -593,12 +438,12 @@ def _synopsis(page: Page, root_page: Page) -> list[str]:
     return [".PP", " ".join(words)]
 
 
-def render_page(page: Page, pages: Sequence[Page]) -> str:
+def render_page(page: Page, pages: Sequence[Page], prose: Prose) -> str:
     command = page.command
     root_page = pages[0]
     title = escape(page.name.upper())
     lines = [
-        '.\\" Generated by python -m forgectl.docgen from the click definitions: do not edit.',
+        '.\\" Generated by python -m tools.docgen from the click definitions: do not edit.',
         f'.TH "{title}" "1" "" "{PROG} {escape(__version__)}" "{PROG} manual"',
         ".nh",
         ".ad l",
@@ -608,11 +453,11 @@ def render_page(page: Page, pages: Sequence[Page]) -> str:
         *_synopsis(page, root_page),
         ".SH DESCRIPTION",
     ]
-    prose, examples = split_epilog(command.epilog)
+    epilog, examples = split_epilog(command.epilog)
     lines += render_paragraphs(paragraphs(command.help))
     if command.deprecated:
         lines += [".PP", _fill("This command is deprecated.")]
-    lines += render_paragraphs(prose)
+    lines += render_paragraphs(epilog)
     children = [p for p in pages if p.path[:-1] == page.path and len(p.path) == len(page.path) + 1]
     if children:
         lines.append(".SH COMMANDS")
@@ -624,39 +469,29 @@ def render_page(page: Page, pages: Sequence[Page]) -> str:
                 f"See \\fB{escape(child.name)}\\fR(1).",
             ]
     lines.append(".SH OPTIONS")
-    if page.path:
-        lines += [
-            ".PP",
-            _fill(
-                "The connection options may also be given before the command name "
-                "(global options, see forgectl(1)); given after it, they win."
-            ),
-        ]
     lines += render_options(page)
+    if page.path and any(is_connection_option(p) for p in command.get_params(page.ctx)):
+        lines += [".PP", _fill(prose.paragraph("connection"))]
     lines.append(".SH OUTPUT")
-    blocks = OUTPUT.get(page.key) or OUTPUT.get(command.name or "")
+    blocks = prose.output(page.key)
     if blocks is None:
-        blocks = _NO_OUTPUT_PROSE
-    elif page.path and any(
-        "--pretty" in getattr(p, "opts", ()) for p in command.get_params(page.ctx)
-    ):
-        blocks = [*blocks, *_CONVENTIONS[:1]]
-    lines += render_blocks(blocks)
+        blocks = prose.output(command.name or "")
+    lines += render_blocks(blocks if blocks is not None else [prose.paragraph("no_output")])
     lines.append(".SH EXIT STATUS")
-    lines += render_blocks([exit_codes()])
+    lines += render_blocks([exit_codes(), prose.signals()])
     for param in page.command.get_params(page.ctx):
         if isinstance(param, click.Option) and "--exit-status" in param.opts and param.help:
             lines += render_blocks([f"With --exit-status: {param.help}"])
     lines.append(".SH ENVIRONMENT")
-    env = list(ENVIRONMENT)
+    env = prose.environment()
     listed = {name for names, _ in env for name in names.split(", ")}
     for name, option in sorted(collect_envvars(pages).items()):
         if name not in listed:
             env.append((name, f"As for {option}."))
     lines += render_blocks([env])
     lines.append(".SH FILES")
-    lines += render_blocks([FILES])
-    extra = EXAMPLES.get(page.key) or EXAMPLES.get(command.name or "", [])
+    lines += render_blocks([prose.files()])
+    extra = prose.examples(page.key) or prose.examples(command.name or "")
     all_examples = examples + [e for e in extra if e not in examples]
     if all_examples:
         lines += [".SH EXAMPLES", ".PP", ".RS 4", ".nf", escape("\n".join(all_examples))]
@@ -685,15 +520,16 @@ def completion_script(cli: click.Command, shell: str) -> str:
     return cls(cli, {}, PROG, COMPLETE_VAR).source()
 
 
-def generate(cli: click.Command | None = None) -> dict[str, str]:
+def generate(cli: click.Command | None = None, prose: Prose | None = None) -> dict[str, str]:
     """Every generated file: path relative to the source root → content."""
     cli = cli or default_cli()
+    prose = prose or Prose.load()
     files: dict[str, str] = {}
     for shell, name in COMPLETION_FILES.items():
         files[f"completions/{name}"] = completion_script(cli, shell)
     pages = list(iter_pages(cli))
     for page in pages:
-        files[f"man/{page.name}.1"] = render_page(page, pages)
+        files[f"man/{page.name}.1"] = render_page(page, pages, prose)
     return files
 
 
@@ -729,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m forgectl.docgen",
+        prog="python -m tools.docgen",
         description="Regenerate man/ and completions/ from the click application.",
     )
     parser.add_argument(
@@ -739,21 +575,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--root", type=Path, default=SOURCE_ROOT, help="Source tree (default: %(default)s)."
     )
     args = parser.parse_args(argv)
-    files = generate()
+    prose = Prose.load()
+    files = generate(prose=prose)
     for page in iter_pages(default_cli()):
-        if page.key not in OUTPUT and page.command.name not in OUTPUT:
+        if prose.output(page.key) is None and prose.output(page.command.name or "") is None:
             print(f"docgen: note: no OUTPUT prose for {page.invocation!r}", file=sys.stderr)
     if args.check:
         changed = stale(args.root, files)
         for rel in changed:
             print(rel)
         if changed:
-            print("docgen: stale files: run python -m forgectl.docgen", file=sys.stderr)
+            print("docgen: stale files: run python -m tools.docgen", file=sys.stderr)
         return 1 if changed else 0
     for rel in write(args.root, files):
         print(f"wrote {rel}" if rel in files else f"removed {rel}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Build-time tools for forgectl's source tree (not installed with the package)."""
