@@ -102,11 +102,22 @@ _TOKEN_QUERY = re.compile(r"(token=)[^&\s#'\"]+")
 _SHORT_SECRET = 8
 
 
+#: Every secret forgectl has held in this process (tokens resolved, read or typed):
+#: :func:`redact` hides them all, whatever path the text takes to an output.
+_KNOWN_SECRETS: set[str] = set()
+
+
+def remember_secret(secret: str | None) -> None:
+    """Hide ``secret`` from everything :func:`redact` sees from now on."""
+    if secret:
+        _KNOWN_SECRETS.add(secret)
+
+
 def redact(text: str, *secrets: str | None) -> str:
-    """Hide every secret, and any ``token=`` query value, in a message."""
-    for secret in secrets:
-        if not secret:
-            continue
+    """Hide every secret (those given and those remembered), and any ``token=``
+    query or cookie value, in a message."""
+    # Longest first: a secret that contains another is hidden whole.
+    for secret in sorted({s for s in (*secrets, *_KNOWN_SECRETS) if s}, key=len, reverse=True):
         for form in {secret, quote(secret, safe="")}:
             if len(form) >= _SHORT_SECRET:
                 text = text.replace(form, "***")

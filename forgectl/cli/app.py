@@ -98,6 +98,7 @@ class Application:
             return "json"
 
     def renderer(self, mode: str, color: str, **pretty: Any) -> Renderer:
+        verbatim = bool(pretty.pop("verbatim", False))
         if mode == "json":
             from ..output.jsonl import JsonLinesRenderer
 
@@ -105,18 +106,23 @@ class Application:
         if mode == "raw":
             from ..output.raw import RawRenderer
 
-            return RawRenderer(timestamps=bool(pretty.get("timestamps")))
+            return RawRenderer(
+                timestamps=bool(pretty.get("timestamps")),
+                sanitize=not verbatim and _is_terminal(sys.stdout),
+                notice=self.diag.note,
+            )
         from ..output.pretty import PrettyRenderer
 
         return PrettyRenderer(color=color, **pretty)
 
     def fail(self, error: ForgeError) -> int:
-        from ..urls import redact
-
-        secrets = self._diag.secrets if self._diag is not None else ()
-        message = redact(str(error), *secrets, self.connection.get("token"))
-        _stderr(f"forgectl: error: {message}")
+        _stderr(f"forgectl: error: {error}", *self.secrets())
         return int(error.exit_code)
+
+    def secrets(self) -> tuple[str | None, ...]:
+        """Every token this run holds, for redacting what it prints."""
+        known = self._diag.secrets if self._diag is not None else ()
+        return (*known, self.connection.get("token"))
 
 
 @contextlib.contextmanager
@@ -128,12 +134,23 @@ def usage_guard(app: Application) -> Iterator[None]:
         sys.exit(app.fail(error))
 
 
-def _stderr(line: str) -> None:
+def _stderr(line: str, *secrets: str | None) -> None:
+    """One line on stderr, through the core's gate (tokens hidden, control
+    characters escaped: error lines carry server text)."""
+    from ..diagnostics import printable
+
     try:
-        sys.stderr.write(line + "\n")
+        sys.stderr.write(printable(line, *secrets) + "\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def debug_enabled(app: Application | None) -> bool:

@@ -12,7 +12,6 @@ import os
 import signal
 import stat
 import sys
-import traceback
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
@@ -30,6 +29,9 @@ def run(app: Application, body: Callable[[], Awaitable[int]]) -> NoReturn:
 
 
 def _run(app: Application, body: Callable[[], Awaitable[int]]) -> int:
+    from ..diagnostics import guard_last_resort
+
+    guard_last_resort()  # asyncio's own error reports pass the same gate
     received: list[int] = []
 
     async def main() -> int:
@@ -65,16 +67,25 @@ def _run(app: Application, body: Callable[[], Awaitable[int]]) -> int:
         return int(ExitCode.OK)
     except ForgeError as error:
         if debug_enabled(app):
-            traceback.print_exc()
+            _traceback(app, error)
         return app.fail(error)
     except Exception as error:  # a bug: one line, unless debugging
         if debug_enabled(app):
-            traceback.print_exc()
+            _traceback(app, error)
         _stderr(
             f"forgectl: error: unexpected {type(error).__name__}: {error} "
-            "(set FORGECTL_DEBUG=1 for a traceback)"
+            "(set FORGECTL_DEBUG=1 for a traceback)",
+            *app.secrets(),
         )
         return int(ExitCode.ERROR)
+
+
+def _traceback(app: Application, error: BaseException) -> None:
+    from ..diagnostics import printable_traceback
+
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(printable_traceback(error, *app.secrets()))
+        sys.stderr.flush()
 
 
 def _watch_stdout(loop: asyncio.AbstractEventLoop, on_gone: Callable[[], None]) -> None:

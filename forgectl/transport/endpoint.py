@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ..constants import DEFAULT_OPEN_TIMEOUT
 from ..errors import FatalConnectError
-from ..urls import Server
+from ..urls import Server, remember_secret
 
 
 @dataclass(slots=True)
@@ -20,6 +20,9 @@ class Endpoint:
     insecure: bool = False
     open_timeout: float = DEFAULT_OPEN_TIMEOUT
     _ssl: ssl.SSLContext | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        remember_secret(self.token)  # whatever prints, this token is hidden from it
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.server.tls:

@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ..errors import ForgeError, ProtocolError
+from ..errors import ProtocolError
+from ..escape import escape_line
 from .endpoint import Endpoint, user_agent
 from .handshake import connect_error, status_error
 from .proxy import proxy_applies
@@ -163,5 +164,9 @@ async def get_data(
     if not isinstance(payload, dict) or "data" not in payload:
         raise ProtocolError(f"{url}: unexpected answer (not a Forge REST envelope)")
     if payload.get("success") is False:
-        raise ForgeError(f"{url}: {payload.get('message') or 'request failed'}")
+        # The server answered, and said no: not a bug of ours (exit 1), a protocol-level
+        # refusal (exit 6), with the server's words (escaped where they are printed).
+        said = payload.get("message")
+        said = escape_line(" ".join(str(said).split())[:200]) if said else "no reason given"
+        raise ProtocolError(f"{url}: the server reported a failure: {said}")
     return payload["data"]
