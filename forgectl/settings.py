@@ -72,13 +72,15 @@ def resolve(
 ) -> Settings:
     """Settings from explicit values (CLI flags or library arguments), the profile,
     then defaults. ``stored=False`` skips the keyring and the token file."""
-    from .config import select_profile
+    from .config import permission_warnings, select_profile
 
     if diag is None:
         from .diagnostics import Diagnostics
 
         diag = Diagnostics()
     chosen = select_profile(profile)
+    for line in permission_warnings():
+        diag.warning(line)
     settings = Settings(
         parse_server(server or (chosen.server if chosen else None) or DEFAULT_SERVER),
         api=api or (chosen.api if chosen else None) or "auto",
@@ -93,7 +95,7 @@ def resolve(
     elif chosen is not None and chosen.token_file:
         from .credentials import read_token_file
 
-        settings.token = read_token_file(chosen.token_file)
+        settings.token = read_token_file(chosen.token_file, diag.warning)
         settings.token_source = "token_file"
     elif stored:
         from .credentials import stored_token
