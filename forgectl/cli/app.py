@@ -67,6 +67,7 @@ class Application:
                 insecure=bool(conn.get("insecure")),
                 profile=conn.get("profile"),
                 diag=self.diag,
+                plaintext_proxy=bool(conn.get("allow_plaintext_proxy")),
             )
             self.diag.add_secret(self._settings.token)
         return self._settings

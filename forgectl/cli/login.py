@@ -56,6 +56,7 @@ def _resolve(app: Application, *, stored: bool) -> Settings:
         profile=conn.get("profile"),
         diag=app.diag,
         stored=stored,
+        plaintext_proxy=bool(conn.get("allow_plaintext_proxy")),
     )
 
 
@@ -190,7 +191,13 @@ async def _verify(settings: Settings, token: str, app: Application) -> None:
             return
         try:
             ws = await open_websocket(
-                Endpoint(settings.server, token, settings.cacert, settings.insecure),
+                Endpoint(
+                    settings.server,
+                    token,
+                    settings.cacert,
+                    settings.insecure,
+                    plaintext_proxy=settings.plaintext_proxy,
+                ),
                 path,
                 what="monitor stream",
             )

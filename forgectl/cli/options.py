@@ -58,6 +58,7 @@ CONNECTION_OPTIONS = (
     "profile",
     "cacert",
     "insecure",
+    "allow_plaintext_proxy",
     "verbose",
     "debug",
 )
@@ -135,6 +136,13 @@ def connection_options(root: bool) -> Callable[[F], F]:
                     is_flag=True,
                     default=None,
                     help="Skip TLS certificate verification (prints a warning).",
+                ),
+                click.option(
+                    "--allow-plaintext-proxy",
+                    is_flag=True,
+                    default=None,
+                    help="Send the token through an HTTP(S)_PROXY / ALL_PROXY proxy even "
+                    "to an http:// server, where the proxy can read it (refused otherwise).",
                 ),
                 *(
                     []

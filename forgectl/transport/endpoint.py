@@ -19,6 +19,9 @@ class Endpoint:
     cacert: str | None = None
     insecure: bool = False
     open_timeout: float = DEFAULT_OPEN_TIMEOUT
+    #: Send the token even through a proxy that would read it (an unencrypted
+    #: server URL with a proxy variable that applies): refused otherwise.
+    plaintext_proxy: bool = False
     _ssl: ssl.SSLContext | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

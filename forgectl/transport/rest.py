@@ -13,7 +13,7 @@ from ..errors import ProtocolError
 from ..escape import escape_line
 from .endpoint import Endpoint, user_agent
 from .handshake import connect_error, status_error
-from .proxy import proxy_applies
+from .proxy import proxy_applies, refuse_plaintext_proxy
 
 if TYPE_CHECKING:
     import httpx
@@ -51,6 +51,7 @@ async def get(
     here, over asyncio with h11, so that Ctrl-C and the time limit end them at
     once, however slowly the answer trickles in. httpx makes them when a proxy
     from the environment applies."""
+    refuse_plaintext_proxy(endpoint, "http")
     shown = endpoint.server.http_url(path, query)
     url = endpoint.server.http_url(path, endpoint.query(query))
     limit = timeout or endpoint.open_timeout
