@@ -88,9 +88,34 @@ def parse_server(text: str) -> Server:
     return Server(scheme, host, port, base)
 
 
+_ID_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def check_id(value: str, noun: str = "an id") -> str:
+    """``value``, if it can name a process or an attempt in a URL path; else
+    :class:`UsageError` (exit 2), before anything is sent. ``noun`` names what
+    it should be (``"a process id"``).
+
+    ``.`` and ``..`` would be resolved by HTTP libraries and proxies into another
+    route (``/ws/task-attempts/../diff``); an empty id names the collection; a
+    control character is nobody's id and could only end up in a terminal."""
+    if not value.strip():
+        raise UsageError(f"{noun} cannot be empty")
+    if value in (".", ".."):
+        raise UsageError(f"{value!r} is not {noun} (it would name another URL path)")
+    if _ID_CONTROL.search(value):
+        raise UsageError(f"{value!r} is not {noun}: it contains a control character")
+    return value
+
+
 def segment(value: str) -> str:
-    """Quote one path segment (an id typed by the user) for a URL. Bytes that are
-    not UTF-8 (an argument under a non-UTF-8 locale) are quoted as they were typed."""
+    """Quote one path segment (an id typed by the user) for a URL, after
+    :func:`check_id`. Bytes that are not UTF-8 (an argument under a non-UTF-8
+    locale) are quoted as they were typed. ``""`` stays ``""`` (dialects build
+    their paths before knowing whether the request has a target at all; where
+    ids enter, :class:`~forgectl.dialects.base.StreamRequest`, empty ones are refused)."""
+    if value:
+        check_id(value)
     return quote(value.encode("utf-8", "surrogateescape"), safe="")
 
 

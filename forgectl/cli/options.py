@@ -38,10 +38,17 @@ _POSITIVE = Seconds(min=0, min_open=True)
 
 
 def nonempty_id(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """An id argument or option (repeatable too) that is not blank."""
+    """An id argument or option (repeatable too) that can be one (the core's rule)."""
+    from ..errors import UsageError
+    from ..urls import check_id
+
     for one in value if isinstance(value, tuple) else (value,):
-        if one is not None and not one.strip():
-            raise click.BadParameter("an id cannot be empty", ctx=ctx, param=param)
+        if one is None:
+            continue
+        try:
+            check_id(one)
+        except UsageError as error:
+            raise click.BadParameter(str(error), ctx=ctx, param=param) from None
     return value
 
 
