@@ -80,7 +80,9 @@ def parse_server(text: str) -> Server:
     # Non-ASCII in the path is percent-encoded (as typed, under any locale).
     base = quote(base.encode("utf-8", "surrogateescape"), safe="/%:@!$&'()*+,;=-._~")
     host = parts.hostname.lower()
-    if not host.isascii():
+    if ":" not in host:  # a name or an IPv4 address (IPv6 came in brackets)
+        # Empty or over-long labels ("a..b") would fail later, deep in the
+        # resolver, as a UnicodeError: say so now.
         try:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:

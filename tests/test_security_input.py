@@ -9,11 +9,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 from click.testing import CliRunner
 from hostile import (
+    EXE,
     Frames,
     HostileServer,
     RecordingProxy,
@@ -131,3 +134,41 @@ def test_a_good_id_still_goes_through_a_proxy_untouched() -> None:
     assert run.code == 0, run.stderr  # the route closed normally, with no diff
     assert srv.paths() == ["/ws/task-attempts/p1/diff"]
     assert proxy.everything().startswith(b"CONNECT 127.0.0.1:")
+
+
+# -- quiet failures --------------------------------------------------------------------
+
+
+def test_stdout_failing_while_the_stream_is_idle_ends_the_command_at_once() -> None:
+    event = '{"type": "process_started", "processId": "p1"}'
+    with HostileServer({"/ws/execution-processes": Frames([event], hold=True)}) as srv:
+        started = time.monotonic()
+        with open("/dev/full", "wb") as full:
+            child = subprocess.Popen(
+                [EXE, "-s", srv.url, "--api", "documented", "monitor", "--json"],
+                stdin=subprocess.DEVNULL,
+                stdout=full,
+                stderr=subprocess.PIPE,
+                env=clean_env(),
+            )
+        try:
+            _, err = child.communicate(timeout=20)  # the stream itself never ends
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+    assert child.returncode == ExitCode.OUTPUT, err
+    assert err.decode().splitlines() == [
+        "forgectl: error: cannot write the output: No space left on device"
+    ]
+    assert time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize(
+    "server", ["http://a..b", "http://" + "x" * 64 + ".example", "ws://.example:1"]
+)
+def test_a_host_name_that_cannot_be_one_is_a_usage_error(server: str) -> None:
+    run = forgectl("-s", server, "logs", "p1")
+    assert run.code == ExitCode.USAGE, run.stderr
+    (line,) = run.stderr.splitlines()
+    assert "not a valid host name" in line and "unexpected" not in line

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
 from ..errors import ExitCode, ForgeError
-from ..output.base import OutputClosed
+from ..output.base import OutputClosed, on_idle_failure
 from .app import Application, _stderr, debug_enabled, silence
 
 
@@ -33,6 +33,7 @@ def _run(app: Application, body: Callable[[], Awaitable[int]]) -> int:
 
     guard_last_resort()  # asyncio's own error reports pass the same gate
     received: list[int] = []
+    failed: list[ForgeError] = []
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
@@ -52,12 +53,23 @@ def _run(app: Application, body: Callable[[], Awaitable[int]]) -> int:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, on_signal, int(code))
         _watch_stdout(loop, lambda: on_signal(int(ExitCode.OK)))
+
+        def on_output_failure(error: ForgeError) -> None:
+            # stdout failing while the stream is idle ends the command now (exit 8).
+            failed.append(error)
+            on_signal(int(error.exit_code))
+
+        on_idle_failure(on_output_failure)
         try:
             return await body()
         except asyncio.CancelledError:
+            if failed:  # the renderer was not closed, which would have said so
+                return app.fail(failed[0])
             if received:
                 return received[0]
             raise
+        finally:
+            on_idle_failure(None)
 
     try:
         return asyncio.run(main())
