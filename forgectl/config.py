@@ -89,6 +89,39 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
     return config
 
 
+def permission_warnings(path: Path | None = None) -> list[str]:
+    """Why the config file could have been changed by someone else (written by other
+    users, or in a directory they can write), as warnings; none when it is safe.
+
+    Whoever can change it can point forgectl at a server of theirs, and the token
+    goes with it (ssh refuses such a config; forgectl warns and goes on)."""
+    import stat
+
+    path = path or config_path()
+    try:
+        info = path.stat()
+        parent = path.parent.stat()
+    except OSError:
+        return []
+    lines = []
+    me = os.getuid() if hasattr(os, "getuid") else None
+    if me is not None and info.st_uid not in (me, 0):
+        lines.append(f"{path} belongs to another user (uid {info.st_uid}): they can change it")
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o022:
+        lines.append(
+            f"{path} is writable by other users (mode {mode:04o}): they could point "
+            f"forgectl at a server of theirs, token included; run `chmod go-w {path}`"
+        )
+    dir_mode = stat.S_IMODE(parent.st_mode)
+    if dir_mode & 0o022 and not dir_mode & stat.S_ISVTX:
+        lines.append(
+            f"{path.parent} is writable by other users (mode {dir_mode:04o}): they could "
+            f"replace {path.name}; run `chmod go-w {path.parent}`"
+        )
+    return lines
+
+
 def select_profile(name: str | None, path: Path | None = None) -> Profile | None:
     """The profile named ``name``, else the default one, else None.
 

@@ -8,6 +8,11 @@ or hanging backend must not wedge a CI step, so a timeout counts as "no keyring"
 keyring is imported lazily, and only for servers that have a token in it: a small
 index (``keyring.json`` in the config dir) records which servers do, so a command
 for any other server never pays keyring's import time.
+
+Whatever goes wrong in a keyring backend (none installed, a typo in
+``PYTHON_KEYRING_BACKEND``, a corrupt keyrings.alt file, a locked or hanging
+one) is :class:`KeyringUnavailable`: one line saying what to do. The plain-text
+file is used only while no other user can read it, as ssh treats a private key.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .constants import ENV_KEYRING_TIMEOUT, KEYRING_SERVICE
-from .errors import UsageError
+from .errors import ConfigError, UsageError
+from .urls import redact, remember_secret
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -44,8 +50,9 @@ WAYS_OUT = (
 class KeyringUnavailable(UsageError):
     """No usable keyring: none installed, locked, failing, or not answering."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"no usable keyring ({reason}); {WAYS_OUT}")
+    def __init__(self, reason: str, fix: str | None = None) -> None:
+        ways = f"{fix}, or {WAYS_OUT}" if fix else WAYS_OUT
+        super().__init__(f"no usable keyring ({reason}); {ways}")
         self.reason = reason
 
 
@@ -60,10 +67,16 @@ def keyring_timeout() -> float:
 
 
 def _with_keyring(call: Callable[[ModuleType], T]) -> T:
-    """Run ``call(keyring)`` in a daemon thread; raise KeyringUnavailable if it cannot."""
+    """Run ``call(keyring)`` in a daemon thread; raise KeyringUnavailable if it cannot.
+
+    Any exception from keyring or its backend becomes KeyringUnavailable: a backend
+    is someone else's code, and what it raises (ValueError, configparser errors,
+    ImportError for a mistyped backend name) says nothing a traceback would help
+    with. Its text is redacted: a backend may quote the password it was given."""
     outcome: list[Any] = []
 
     def target() -> None:
+        stage = "load"
         try:
             import keyring
             from keyring.backends import fail, null
@@ -71,7 +84,12 @@ def _with_keyring(call: Callable[[ModuleType], T]) -> T:
             backend = keyring.get_keyring()
             if isinstance(backend, (fail.Keyring, null.Keyring)):
                 raise KeyringUnavailable(f"keyring backend is {type(backend).__module__}")
+            stage = f"the keyring backend {type(backend).__module__}.{type(backend).__name__}"
             outcome.append((True, call(keyring)))
+        except KeyringUnavailable as exc:
+            outcome.append((False, exc))
+        except Exception as exc:
+            outcome.append((False, _backend_failure(stage, exc)))
         except BaseException as exc:
             outcome.append((False, exc))
 
@@ -84,13 +102,31 @@ def _with_keyring(call: Callable[[ModuleType], T]) -> T:
     ok, value = outcome[0]
     if ok:
         return value  # type: ignore[no-any-return]
-    if isinstance(value, KeyringUnavailable):
-        raise value
+    raise value
+
+
+def _backend_failure(stage: str, exc: Exception) -> KeyringUnavailable:
+    """Why the keyring failed, in one line (redacted, control characters escaped)."""
     from keyring.errors import KeyringError
 
-    if isinstance(value, KeyringError):
-        raise KeyringUnavailable(_first_line(value) or type(value).__name__) from None
-    raise value
+    from .escape import escape_line
+
+    text = _first_line(exc)
+    if isinstance(exc, KeyringError) and text:
+        what = text
+    else:
+        what = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    fix = None
+    if stage == "load":
+        named = os.environ.get("PYTHON_KEYRING_BACKEND")
+        if named:
+            what = f"PYTHON_KEYRING_BACKEND={named!r} cannot be loaded: {what}"
+            fix = "fix or unset PYTHON_KEYRING_BACKEND"
+        else:
+            what = f"the keyring backend cannot be loaded: {what}"
+    elif not isinstance(exc, KeyringError):
+        what = f"{stage} failed: {what}"
+    return KeyringUnavailable(escape_line(redact(what)), fix)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -112,8 +148,21 @@ def keyring_get(server_url: str) -> str | None:
 
 
 def keyring_set(server_url: str, token: str) -> None:
+    """Store the token; ConfigError when the index cannot record it (commands would
+    never look it up: nothing is left in the keyring then)."""
+    remember_secret(token)
     _with_keyring(lambda kr: kr.set_password(KEYRING_SERVICE, server_url, token))
-    _index_update(server_url, present=True)
+    try:
+        _index_update(server_url, present=True)
+    except OSError as exc:
+        with contextlib.suppress(KeyringUnavailable):
+            _with_keyring(lambda kr: kr.delete_password(KEYRING_SERVICE, server_url))
+        path = _dir() / INDEX_FILE
+        raise ConfigError(
+            f"cannot record the keyring entry in {path} ({_reason(exc)}), so commands "
+            f"would never look it up; nothing was stored: make {path.parent} writable, "
+            "or point FORGECTL_CONFIG_DIR at a writable directory"
+        ) from None
 
 
 def keyring_delete(server_url: str) -> bool:
@@ -131,7 +180,9 @@ def keyring_delete(server_url: str) -> bool:
         return True
 
     removed = _with_keyring(delete)
-    _index_update(server_url, present=False)
+    # A stale index entry costs a keyring look-up that finds nothing: harmless.
+    with contextlib.suppress(OSError):
+        _index_update(server_url, present=False)
     return removed
 
 
@@ -150,6 +201,10 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -182,9 +237,7 @@ def _index_update(server_url: str, *, present: bool) -> None:
     if present == (server_url in servers):
         return
     servers = sorted({*servers, server_url}) if present else [s for s in servers if s != server_url]
-    # Only an optimization, but without it the entry is not looked up.
-    with contextlib.suppress(OSError):
-        _write_json(path, {"servers": servers})
+    _write_json(path, {"servers": servers})
 
 
 # -- the plain-text file ----------------------------------------------------------------
@@ -194,16 +247,60 @@ def tokens_file() -> Path:
     return _dir() / TOKENS_FILE
 
 
+class UnsafeTokenFile(ConfigError):
+    """The plain-text token file could be read (or was written) by someone else."""
+
+
+def exposure(stat: os.stat_result, *, owned: bool = True) -> str | None:
+    """Why a file holding a token is not private, as ssh judges a private key:
+    others may access it, or (``owned``) it belongs to someone else. None if private."""
+    import stat as st
+
+    mode = st.S_IMODE(stat.st_mode)
+    mine = not hasattr(os, "getuid") or stat.st_uid == os.getuid()
+    if owned and not mine:
+        return f"it belongs to another user (uid {stat.st_uid})"
+    if mine and mode & 0o077:
+        return f"other users can access it (mode {mode:04o})"
+    return None
+
+
 def file_get(server_url: str) -> str | None:
-    token = _read_json(tokens_file()).get(server_url)
+    """The token saved by ``login --insecure-storage``; UnsafeTokenFile (exit 2)
+    when the file is not private: a token others could read is not used."""
+    path = tokens_file()
+    try:
+        with path.open("r", encoding="utf-8") as file:
+            why = exposure(os.fstat(file.fileno()))
+            text = file.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if why is not None:
+        raise UnsafeTokenFile(
+            f"not using the tokens in {path}: {why}; run `chmod 600 {path}` if it is "
+            "yours (and consider its tokens seen), or remove it"
+        )
+    try:
+        tokens = json.loads(text)
+    except ValueError:
+        return None
+    token = tokens.get(server_url) if isinstance(tokens, dict) else None
     return token if isinstance(token, str) and token else None
 
 
 def file_set(server_url: str, token: str) -> Path:
+    """Save the token in the plain-text file (mode 0600); ConfigError (exit 2) when
+    the file cannot be written."""
     path = tokens_file()
     tokens = _read_json(path)
     tokens[server_url] = token
-    _write_json(path, tokens)
+    try:
+        _write_json(path, tokens)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the token file {path} ({_reason(exc)}); make {path.parent} "
+            "writable, or point FORGECTL_CONFIG_DIR at a writable directory"
+        ) from None
     return path
 
 
@@ -213,25 +310,39 @@ def file_delete(server_url: str) -> bool:
     if server_url not in tokens:
         return False
     del tokens[server_url]
-    if tokens:
-        _write_json(path, tokens)
-    else:
-        path.unlink(missing_ok=True)
+    try:
+        if tokens:
+            _write_json(path, tokens)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot remove the token from {path} ({_reason(exc)}); make {path.parent} "
+            "writable, or delete the file"
+        ) from None
     return True
 
 
 # -- reading a token ------------------------------------------------------------------
 
 
-def read_token_file(path: str) -> str:
-    """A token kept in a file of its own (a profile's ``token_file``)."""
+def read_token_file(path: str, warn: Callable[[str], None] | None = None) -> str:
+    """A token kept in a file of its own (a profile's ``token_file``).
+
+    Used even when others can read it (mounted secrets are often 0444), with a
+    warning through ``warn``: the file is the user's choice, not forgectl's."""
     try:
-        token = Path(path).read_text("utf-8").strip()
+        with open(path, encoding="utf-8") as file:
+            # A secret mounted by root is not ours to judge; one of ours others can read is.
+            why = exposure(os.fstat(file.fileno()), owned=False)
+            token = file.read().strip()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise UsageError(f"cannot read token_file {path}: {reason}") from None
     if not token:
         raise UsageError(f"token_file {path} is empty")
+    if why is not None and warn is not None:
+        warn(f"token_file {path} is not private: {why}; consider `chmod 600 {path}`")
     return token
 
 
@@ -240,7 +351,9 @@ def stored_token(
 ) -> tuple[str | None, str | None]:
     """(token, source) from the keyring, then the plain-text file; (None, None) if neither.
 
-    A keyring that cannot be used is reported through ``warn`` and skipped.
+    A keyring that cannot be used, and a plain-text file others can read, are
+    reported through ``warn`` and skipped (as ssh skips a private key others can
+    read): the command goes on without that token.
     """
     if keyring_indexed(server_url):
         try:
@@ -251,7 +364,25 @@ def stored_token(
         else:
             if token:
                 return token.strip(), "keyring"
-    token = file_get(server_url)
+    try:
+        token = file_get(server_url)
+    except UnsafeTokenFile as exc:
+        if warn is not None:
+            warn(str(exc))
+        return None, None
     if token:
         return token.strip(), "file"
     return None, None
+
+
+def check_stored(server_url: str, token: str) -> None:
+    """Read the token back the way commands will; ConfigError (exit 2) unless that
+    gives ``token``, so that ``login`` never says it stored what nobody will find."""
+    found, _ = stored_token(server_url)
+    if found == token.strip():
+        return
+    what = "a different token" if found else "nothing"
+    raise ConfigError(
+        f"the token for {server_url} was written, but reading it back gave {what}, so "
+        f"commands would not use it; {WAYS_OUT}"
+    )

@@ -3,6 +3,11 @@
 The core reports through a :class:`Diagnostics` object so that it never prints by
 itself: the CLI sends the lines to stderr, a library user gets them through the
 ``forgectl`` logger.
+
+Whatever leaves forgectl as text for a person passes one gate first,
+:func:`printable` (one line) or :func:`printable_traceback`: tokens redacted,
+then control characters escaped. Every line here, every error line and every
+``--debug`` traceback of the CLI goes through it.
 """
 
 from __future__ import annotations
@@ -12,9 +17,38 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 
-from .urls import redact
+from .escape import escape, escape_line
+from .urls import redact, remember_secret
 
 _log = logging.getLogger("forgectl")
+
+
+def printable(text: str, *secrets: str | None) -> str:
+    """``text`` as it may be shown: every known secret hidden, control characters
+    (server text may carry escape sequences) escaped, on one line."""
+    return escape_line(redact(text, *secrets))
+
+
+def printable_traceback(error: BaseException, *secrets: str | None) -> str:
+    """The traceback of ``error`` as it may be shown (``--debug``): the whole text
+    redacted, not only the message, and escaped; lines kept."""
+    import traceback
+
+    text = "".join(traceback.format_exception(error))
+    return escape(redact(text, *secrets))
+
+
+class _PrintableFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return escape(redact(super().format(record)))
+
+
+def guard_last_resort() -> None:
+    """Make the messages Python's logging prints when nobody configured it (asyncio's
+    "Task exception was never retrieved", say) pass the same gate as forgectl's own."""
+    handler = logging.lastResort
+    if handler is not None and not isinstance(handler.formatter, _PrintableFormatter):
+        handler.setFormatter(_PrintableFormatter())
 
 
 def _to_logging(level: str, line: str) -> None:
@@ -25,7 +59,7 @@ class Diagnostics:
     """Where the core says things that are not data.
 
     ``emit(level, line)`` receives ``level`` in ``note``, ``warning``, ``trace``.
-    Every line passes through :func:`redact` with the known secrets first.
+    Every line passes through :func:`printable` with the known secrets first.
     """
 
     def __init__(
@@ -38,15 +72,18 @@ class Diagnostics:
         self._emit = emit or _to_logging
         self.verbose = verbose
         self.secrets = secrets
+        for secret in secrets:
+            remember_secret(secret)
         self.counts: Counter[str] = Counter()
         self._first: dict[str, str] = {}
 
     def add_secret(self, secret: str | None) -> None:
         if secret and secret not in self.secrets:
             self.secrets = (*self.secrets, secret)
+            remember_secret(secret)
 
     def _say(self, level: str, line: str) -> None:
-        self._emit(level, redact(line, *self.secrets))
+        self._emit(level, printable(line, *self.secrets))
 
     def note(self, line: str) -> None:
         self._say("note", line)

@@ -49,10 +49,18 @@ class Settings:
     profile: str | None = None
     #: The profile's default output (json or pretty), if it sets one.
     output: str | None = None
+    #: Send the token through a proxy that would read it (see transport/proxy.py).
+    plaintext_proxy: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 
     def endpoint(self, open_timeout: float | None = None) -> Endpoint:
-        endpoint = Endpoint(self.server, self.token, self.cacert, self.insecure)
+        endpoint = Endpoint(
+            self.server,
+            self.token,
+            self.cacert,
+            self.insecure,
+            plaintext_proxy=self.plaintext_proxy,
+        )
         if open_timeout is not None:
             endpoint.open_timeout = open_timeout
         return endpoint
@@ -69,16 +77,20 @@ def resolve(
     diag: Diagnostics | None = None,
     *,
     stored: bool = True,
+    plaintext_proxy: bool = False,
 ) -> Settings:
     """Settings from explicit values (CLI flags or library arguments), the profile,
-    then defaults. ``stored=False`` skips the keyring and the token file."""
-    from .config import select_profile
+    then defaults. ``stored=False`` skips the keyring and the token file;
+    ``plaintext_proxy`` lets the token cross a proxy unencrypted."""
+    from .config import permission_warnings, select_profile
 
     if diag is None:
         from .diagnostics import Diagnostics
 
         diag = Diagnostics()
     chosen = select_profile(profile)
+    for line in permission_warnings():
+        diag.warning(line)
     settings = Settings(
         parse_server(server or (chosen.server if chosen else None) or DEFAULT_SERVER),
         api=api or (chosen.api if chosen else None) or "auto",
@@ -86,6 +98,7 @@ def resolve(
         insecure=insecure or bool(chosen and chosen.insecure),
         profile=chosen.name if chosen else None,
         output=chosen.output if chosen else None,
+        plaintext_proxy=plaintext_proxy,
     )
     if token:
         settings.token = token
@@ -93,7 +106,7 @@ def resolve(
     elif chosen is not None and chosen.token_file:
         from .credentials import read_token_file
 
-        settings.token = read_token_file(chosen.token_file)
+        settings.token = read_token_file(chosen.token_file, diag.warning)
         settings.token_source = "token_file"
     elif stored:
         from .credentials import stored_token

@@ -80,7 +80,9 @@ def parse_server(text: str) -> Server:
     # Non-ASCII in the path is percent-encoded (as typed, under any locale).
     base = quote(base.encode("utf-8", "surrogateescape"), safe="/%:@!$&'()*+,;=-._~")
     host = parts.hostname.lower()
-    if not host.isascii():
+    if ":" not in host:  # a name or an IPv4 address (IPv6 came in brackets)
+        # Empty or over-long labels ("a..b") would fail later, deep in the
+        # resolver, as a UnicodeError: say so now.
         try:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:
@@ -88,9 +90,34 @@ def parse_server(text: str) -> Server:
     return Server(scheme, host, port, base)
 
 
+_ID_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def check_id(value: str, noun: str = "an id") -> str:
+    """``value``, if it can name a process or an attempt in a URL path; else
+    :class:`UsageError` (exit 2), before anything is sent. ``noun`` names what
+    it should be (``"a process id"``).
+
+    ``.`` and ``..`` would be resolved by HTTP libraries and proxies into another
+    route (``/ws/task-attempts/../diff``); an empty id names the collection; a
+    control character is nobody's id and could only end up in a terminal."""
+    if not value.strip():
+        raise UsageError(f"{noun} cannot be empty")
+    if value in (".", ".."):
+        raise UsageError(f"{value!r} is not {noun} (it would name another URL path)")
+    if _ID_CONTROL.search(value):
+        raise UsageError(f"{value!r} is not {noun}: it contains a control character")
+    return value
+
+
 def segment(value: str) -> str:
-    """Quote one path segment (an id typed by the user) for a URL. Bytes that are
-    not UTF-8 (an argument under a non-UTF-8 locale) are quoted as they were typed."""
+    """Quote one path segment (an id typed by the user) for a URL, after
+    :func:`check_id`. Bytes that are not UTF-8 (an argument under a non-UTF-8
+    locale) are quoted as they were typed. ``""`` stays ``""`` (dialects build
+    their paths before knowing whether the request has a target at all; where
+    ids enter, :class:`~forgectl.dialects.base.StreamRequest`, empty ones are refused)."""
+    if value:
+        check_id(value)
     return quote(value.encode("utf-8", "surrogateescape"), safe="")
 
 
@@ -102,11 +129,22 @@ _TOKEN_QUERY = re.compile(r"(token=)[^&\s#'\"]+")
 _SHORT_SECRET = 8
 
 
+#: Every secret forgectl has held in this process (tokens resolved, read or typed):
+#: :func:`redact` hides them all, whatever path the text takes to an output.
+_KNOWN_SECRETS: set[str] = set()
+
+
+def remember_secret(secret: str | None) -> None:
+    """Hide ``secret`` from everything :func:`redact` sees from now on."""
+    if secret:
+        _KNOWN_SECRETS.add(secret)
+
+
 def redact(text: str, *secrets: str | None) -> str:
-    """Hide every secret, and any ``token=`` query value, in a message."""
-    for secret in secrets:
-        if not secret:
-            continue
+    """Hide every secret (those given and those remembered), and any ``token=``
+    query or cookie value, in a message."""
+    # Longest first: a secret that contains another is hidden whole.
+    for secret in sorted({s for s in (*secrets, *_KNOWN_SECRETS) if s}, key=len, reverse=True):
         for form in {secret, quote(secret, safe="")}:
             if len(form) >= _SHORT_SECRET:
                 text = text.replace(form, "***")

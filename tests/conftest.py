@@ -36,6 +36,11 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
     yield home
+    # Tokens are remembered process-wide for redaction: one test's toy token
+    # ("t") must not be hidden from the next test's messages.
+    from forgectl import urls
+
+    urls._KNOWN_SECRETS.clear()
 
 
 @pytest.fixture(autouse=True)

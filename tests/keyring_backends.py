@@ -1,6 +1,7 @@
-"""Real keyring backends for the tests (not mocks): in memory, and one that hangs.
+"""Real keyring backends for the tests (not mocks): in memory, one that hangs, one
+whose errors quote the password, one that forgets what it was given.
 
-Both have ``priority = -1`` so keyring never picks them as a default; tests install
+All have ``priority = -1`` so keyring never picks them as a default; tests install
 them with ``keyring.set_keyring`` (the autouse fixture in conftest.py) or, in a
 subprocess, with ``PYTHON_KEYRING_BACKEND=keyring_backends.HangingKeyring`` and this
 directory on ``PYTHONPATH``.
@@ -52,3 +53,34 @@ class HangingKeyring(KeyringBackend):
 
     def delete_password(self, service: str, username: str) -> None:
         self._hang()
+
+
+class LeakyKeyring(KeyringBackend):
+    """A backend whose errors quote the password it was given (some do)."""
+
+    priority = -1
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return None
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise ValueError(f"cannot store {password!r} for {username}: collection locked")
+
+    def delete_password(self, service: str, username: str) -> None:
+        raise PasswordDeleteError("no such password")
+
+
+class ForgetfulKeyring(KeyringBackend):
+    """Accepts every password and keeps none (a keyring whose collection is not
+    persisted): what ``login`` stored must be read back before it says so."""
+
+    priority = -1
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return None
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        pass
+
+    def delete_password(self, service: str, username: str) -> None:
+        raise PasswordDeleteError("no such password")

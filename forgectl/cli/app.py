@@ -73,6 +73,7 @@ class Application:
             profile=conn.get("profile"),
             diag=self.diag,
             stored=stored,
+            plaintext_proxy=bool(conn.get("allow_plaintext_proxy")),
         )
 
     @property
@@ -123,6 +124,7 @@ class Application:
             return "json"
 
     def renderer(self, mode: str, color: str, **pretty: Any) -> Renderer:
+        verbatim = bool(pretty.pop("verbatim", False))
         if mode == "json":
             from ..output.jsonl import JsonLinesRenderer
 
@@ -130,7 +132,11 @@ class Application:
         if mode == "raw":
             from ..output.raw import RawRenderer
 
-            return RawRenderer(timestamps=bool(pretty.get("timestamps")))
+            return RawRenderer(
+                timestamps=bool(pretty.get("timestamps")),
+                sanitize=not verbatim and _is_terminal(sys.stdout),
+                notice=self.diag.note,
+            )
         from ..output.pretty import PrettyRenderer
 
         return PrettyRenderer(color=color, **pretty)
@@ -145,12 +151,13 @@ class Application:
         return self._settings.api if self._settings is not None else "auto"
 
     def fail(self, error: ForgeError) -> int:
-        from ..urls import redact
-
-        secrets = self._diag.secrets if self._diag is not None else ()
-        message = redact(self.message(error), *secrets, self.connection.get("token"))
-        _stderr(f"forgectl: error: {message}")
+        _stderr(f"forgectl: error: {self.message(error)}", *self.secrets())
         return int(error.exit_code)
+
+    def secrets(self) -> tuple[str | None, ...]:
+        """Every token this run holds, for redacting what it prints."""
+        known = self._diag.secrets if self._diag is not None else ()
+        return (*known, self.connection.get("token"))
 
 
 @contextlib.contextmanager
@@ -162,12 +169,23 @@ def usage_guard(app: Application) -> Iterator[None]:
         sys.exit(app.fail(error))
 
 
-def _stderr(line: str) -> None:
+def _stderr(line: str, *secrets: str | None) -> None:
+    """One line on stderr, through the core's gate (tokens hidden, control
+    characters escaped: error lines carry server text)."""
+    from ..diagnostics import printable
+
     try:
-        sys.stderr.write(line + "\n")
+        sys.stderr.write(printable(line, *secrets) + "\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def debug_enabled(app: Application | None) -> bool:

@@ -62,7 +62,7 @@ def _complete(ctx: click.Context, incomplete: str, *, processes: bool) -> list[C
     if not processes:
         for attempt in attempts:
             aid = attempt["id"]
-            if aid.startswith(incomplete):
+            if aid.startswith(incomplete) and _usable(aid):
                 items.append(CompletionItem(aid, help=_describe_attempt(attempt)))
         return items
     for attempt in attempts[:MAX_ATTEMPTS]:
@@ -72,7 +72,7 @@ def _complete(ctx: click.Context, incomplete: str, *, processes: bool) -> list[C
         records.sort(key=lambda r: str(r.get("created_at") or ""), reverse=True)
         for record in records:
             pid = record["id"]
-            if pid.startswith(incomplete):
+            if pid.startswith(incomplete) and _usable(pid):
                 items.append(CompletionItem(pid, help=_describe_process(record)))
     return items
 
@@ -127,7 +127,7 @@ class _Lister:
             return None
         request = urllib.request.Request(self.server.http_url(path, query))
         request.add_header("Accept", "application/json")
-        if self.token:
+        if self.token and not self._proxied_in_clear():
             request.add_header("Cookie", f"token={self.token}")
         try:
             with urllib.request.urlopen(
@@ -143,12 +143,42 @@ class _Lister:
             return None
         return [r for r in data if isinstance(r, dict) and isinstance(r.get("id"), str)]
 
+    def _proxied_in_clear(self) -> bool:
+        """Would urllib send this request through a proxy, unencrypted? The token
+        then stays home: completion is never worth it (see transport/proxy.py)."""
+        import urllib.request
+
+        if self.server.tls:
+            return False
+        proxies = urllib.request.getproxies()
+        host = f"[{self.server.host}]" if ":" in self.server.host else self.server.host
+        return bool(proxies.get("http")) and not urllib.request.proxy_bypass(
+            f"{host}:{self.server.port}"
+        )
+
+
+def _usable(ident: str) -> bool:
+    """Ids the commands would refuse (control characters, ``..``) are not offered."""
+    from ..errors import UsageError
+    from ..urls import check_id
+
+    try:
+        check_id(ident)
+    except UsageError:
+        return False
+    return True
+
+
+def _describe(parts: list[Any]) -> str:
+    # Shells show descriptions on the terminal: server text, escaped.
+    from ..escape import escape_line
+
+    return escape_line(" ".join(str(p) for p in parts if p))
+
 
 def _describe_attempt(attempt: dict[str, Any]) -> str:
-    parts = [attempt.get("branch"), attempt.get("executor"), attempt.get("created_at")]
-    return " ".join(str(p) for p in parts if p)
+    return _describe([attempt.get("branch"), attempt.get("executor"), attempt.get("created_at")])
 
 
 def _describe_process(record: dict[str, Any]) -> str:
-    parts = [record.get("run_reason"), record.get("status"), record.get("created_at")]
-    return " ".join(str(p) for p in parts if p)
+    return _describe([record.get("run_reason"), record.get("status"), record.get("created_at")])

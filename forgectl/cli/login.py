@@ -165,7 +165,13 @@ async def _verify(settings: Settings, token: str, app: Application) -> None:
             return
         try:
             ws = await open_websocket(
-                Endpoint(settings.server, token, settings.cacert, settings.insecure),
+                Endpoint(
+                    settings.server,
+                    token,
+                    settings.cacert,
+                    settings.insecure,
+                    plaintext_proxy=settings.plaintext_proxy,
+                ),
                 path,
                 what="monitor stream",
             )
@@ -198,6 +204,7 @@ def _reason(exc: ForgeError) -> str:
 def _store(app: Application, server_url: str, token: str, insecure_storage: bool) -> None:
     from ..credentials import (
         KeyringUnavailable,
+        check_stored,
         file_delete,
         file_set,
         keyring_delete,
@@ -208,17 +215,20 @@ def _store(app: Application, server_url: str, token: str, insecure_storage: bool
     diag = app.diag
     if insecure_storage:
         path = file_set(server_url, token)
-        diag.warning(f"the token for {server_url} is stored in plain text in {path}")
         if keyring_indexed(server_url):
             # The keyring comes first: an old entry there would shadow the new token.
             try:
                 keyring_delete(server_url)
             except KeyringUnavailable as exc:
                 diag.warning(f"an older token in the keyring takes precedence: {exc.reason}")
+        check_stored(server_url, token)
+        diag.warning(f"the token for {server_url} is stored in plain text in {path}")
     else:
         keyring_set(server_url, token)
+        removed = file_delete(server_url)
+        check_stored(server_url, token)  # before saying so: commands must find it
         diag.note(f"token for {server_url} stored in the OS keyring")
-        if file_delete(server_url):
+        if removed:
             diag.note("removed its plain-text copy")
     if os.environ.get(ENV_TOKEN):
         diag.note(f"{ENV_TOKEN} is set in this environment and takes precedence")

@@ -44,7 +44,17 @@ Examples:
     callback=nonempty_id,
 )
 @click.option(
-    "--raw", is_flag=True, help="The raw output, byte for byte, instead of normalized entries."
+    "--raw",
+    is_flag=True,
+    help="The raw output instead of normalized entries: byte for byte into a file or "
+    "pipe (on a terminal, see --verbatim).",
+)
+@click.option(
+    "--verbatim",
+    is_flag=True,
+    help="With --raw on a terminal: pass every byte, terminal control sequences "
+    "included (titles, clipboard, screen clearing): only for output you trust. "
+    "Without it, colours, \\r and line erase pass and the rest is removed.",
 )
 @click.option("--follow", "-f", is_flag=True, help="Keep streaming until the process ends.")
 @click.option(
@@ -98,6 +108,7 @@ def logs(
     /,
     process_id: str,
     raw: bool,
+    verbatim: bool,
     follow: bool,
     exit_status: bool,
     levels: tuple[str, ...],
@@ -124,6 +135,8 @@ def logs(
 
     if exit_status and not follow:
         raise click.UsageError("--exit-status needs --follow")
+    if verbatim and not raw:
+        raise click.UsageError("--verbatim needs --raw")
     if raw and (levels or since):
         given = " and ".join(name for name, on in (("--level", levels), ("--since", since)) if on)
         raise click.UsageError(
@@ -147,7 +160,7 @@ def logs(
                 since=since,
                 tail=tail,
             )
-    renderer = app.renderer(mode, color, timestamps=timestamps)
+    renderer = app.renderer(mode, color, timestamps=timestamps, verbatim=verbatim)
 
     async def body() -> int:
         if not exit_status:

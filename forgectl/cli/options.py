@@ -153,10 +153,17 @@ def connection_names(command: click.Command) -> list[str]:
 
 
 def nonempty_id(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """An id argument or option (repeatable too) that is not blank."""
+    """An id argument or option (repeatable too) that can be one (the core's rule)."""
+    from ..errors import UsageError
+    from ..urls import check_id
+
     for one in value if isinstance(value, tuple) else (value,):
-        if one is not None and not one.strip():
-            raise click.BadParameter("an id cannot be empty", ctx=ctx, param=param)
+        if one is None:
+            continue
+        try:
+            check_id(one)
+        except UsageError as error:
+            raise click.BadParameter(str(error), ctx=ctx, param=param) from None
     return value
 
 
@@ -249,6 +256,13 @@ def connection_options(root: bool) -> Callable[[F], F]:
                     is_flag=True,
                     default=None,
                     help="Skip TLS certificate verification (prints a warning).",
+                ),
+                option(
+                    "--allow-plaintext-proxy",
+                    is_flag=True,
+                    default=None,
+                    help="Send the token through an HTTP(S)_PROXY / ALL_PROXY proxy even "
+                    "to an http:// server, where the proxy can read it (refused otherwise).",
                 ),
                 option(
                     "--verbose",

@@ -16,12 +16,11 @@ import os
 import signal
 import stat
 import sys
-import traceback
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
 from ..errors import ExitCode, ForgeError
-from ..output.base import OutputClosed
+from ..output.base import OutputClosed, on_idle_failure
 from .app import Application, Signalled, _stderr, debug_enabled, silence
 
 #: The signals that end a command, and the status reported if dying by one fails.
@@ -44,6 +43,10 @@ def run(app: Application, body: Callable[[], Awaitable[int]]) -> NoReturn:
 
 
 def _run(app: Application, body: Callable[[], Awaitable[int]], received: list[int]) -> int:
+    from ..diagnostics import guard_last_resort
+
+    guard_last_resort()  # asyncio's own error reports pass the same gate
+    failed: list[ForgeError] = []
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
@@ -62,12 +65,24 @@ def _run(app: Application, body: Callable[[], Awaitable[int]], received: list[in
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, on_signal, signum)
         _watch_stdout(loop, lambda: on_signal(0))  # the reader left: end, status 0
+
+        def on_output_failure(error: ForgeError) -> None:
+            # stdout failing while the stream is idle ends the command now (exit 8).
+            failed.append(error)
+            if not received:
+                task.cancel()
+
+        on_idle_failure(on_output_failure)
         try:
             return await body()
         except asyncio.CancelledError:
+            if failed:  # the renderer was not closed, which would have said so
+                return app.fail(failed[0])
             if received:
                 return int(SIGNALS.get(received[0], ExitCode.OK))
             raise
+        finally:
+            on_idle_failure(None)
 
     try:
         return asyncio.run(main())
@@ -78,16 +93,25 @@ def _run(app: Application, body: Callable[[], Awaitable[int]], received: list[in
         return int(ExitCode.OK)
     except ForgeError as error:
         if debug_enabled(app):
-            traceback.print_exc()
+            _traceback(app, error)
         return app.fail(error)
     except Exception as error:  # a bug: one line, unless debugging
         if debug_enabled(app):
-            traceback.print_exc()
+            _traceback(app, error)
         _stderr(
             f"forgectl: error: unexpected {type(error).__name__}: {error} "
-            "(set FORGECTL_DEBUG=1 for a traceback)"
+            "(set FORGECTL_DEBUG=1 for a traceback)",
+            *app.secrets(),
         )
         return int(ExitCode.ERROR)
+
+
+def _traceback(app: Application, error: BaseException) -> None:
+    from ..diagnostics import printable_traceback
+
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(printable_traceback(error, *app.secrets()))
+        sys.stderr.flush()
 
 
 def _watch_stdout(loop: asyncio.AbstractEventLoop, on_gone: Callable[[], None]) -> None:

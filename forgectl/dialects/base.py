@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from ..constants import DEFAULT_FIRST_WAIT
 from ..events import Event
 from ..transport import Route
+from ..urls import check_id
 
 if TYPE_CHECKING:
     from ..diagnostics import Diagnostics
@@ -29,6 +30,14 @@ class StreamRequest:
     first_wait: float = DEFAULT_FIRST_WAIT  # diff: how long to wait for the first update
     history: bool = False  # monitor: also report processes that already ended
     processes: tuple[str, ...] = ()  # monitor: only these processes (--process)
+
+    def __post_init__(self) -> None:
+        # Ids enter the core here: a bad one is a usage error before any request.
+        noun = "an attempt id" if self.kind in ("diff", "monitor") else "a process id"
+        if self.target is not None:
+            check_id(self.target, noun)
+        for process in self.processes:
+            check_id(process, "a process id")
 
     @property
     def what(self) -> str:

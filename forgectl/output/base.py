@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 import sys
+from collections.abc import Callable
 from typing import BinaryIO
 
 from ..errors import OutputError
@@ -75,6 +76,18 @@ class OutputClosed(Exception):
     """stdout went away (``| head`` closed the pipe): stop quietly."""
 
 
+_on_idle_failure: Callable[[OutputError], None] | None = None
+
+
+def on_idle_failure(handler: Callable[[OutputError], None] | None) -> None:
+    """Call ``handler`` (from the event loop) when a flush made while the stream was
+    idle fails: stdout is full or failing, and the next write, which would say so,
+    may be minutes away. The CLI ends the command there (exit 8); without a
+    handler the next write or :meth:`Renderer.close` raises."""
+    global _on_idle_failure
+    _on_idle_failure = handler
+
+
 class Renderer:
     """Writes events to a binary stream.
 
@@ -132,6 +145,8 @@ class Renderer:
             self.flush()
         except (OutputClosed, OutputError) as gone:
             self._gone = gone
+            if isinstance(gone, OutputError) and _on_idle_failure is not None:
+                _on_idle_failure(gone)
 
     def flush(self) -> None:
         try:

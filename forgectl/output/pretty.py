@@ -1,14 +1,14 @@
 """Human output for a terminal, through rich.
 
 Server text is untrusted: terminal control characters are escaped before
-printing, and it is never parsed as rich markup.
+printing (:func:`forgectl.escape.escape`), and it is never parsed as rich markup.
 """
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from ..escape import escape
 from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
 from ..times import parse_time
 from .base import LineStamper, Renderer
@@ -16,14 +16,6 @@ from .base import LineStamper, Renderer
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def escape(text: str) -> str:
-    """Show control characters (ESC, BEL, CR...) as ``\\xNN``, keep tab and newline."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
 
 LEVEL_STYLES = {
     "debug": "dim",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import MessageTooBig, StreamLost
+from ..escape import escape_line
 
 if TYPE_CHECKING:
     from websockets.exceptions import ConnectionClosed
@@ -96,5 +97,5 @@ def _close_text(exc: ConnectionClosed) -> str:
     rcvd = exc.rcvd
     if rcvd is None:
         return "connection closed without a close frame"
-    reason = f" ({rcvd.reason})" if rcvd.reason else ""
+    reason = f" ({escape_line(rcvd.reason)})" if rcvd.reason else ""
     return f"server closed the connection with code {rcvd.code}{reason}"

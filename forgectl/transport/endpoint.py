@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..constants import DEFAULT_OPEN_TIMEOUT
 from ..errors import FatalConnectError
-from ..urls import Server
+from ..urls import Server, remember_secret
 
 if TYPE_CHECKING:
     from . import Transport
@@ -26,7 +26,13 @@ class Endpoint:
     insecure: bool = False
     open_timeout: float = DEFAULT_OPEN_TIMEOUT
     transport: Transport | None = field(default=None, repr=False, compare=False)
+    #: Send the token even through a proxy that would read it (an unencrypted
+    #: server URL with a proxy variable that applies): refused otherwise.
+    plaintext_proxy: bool = False
     _ssl: ssl.SSLContext | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        remember_secret(self.token)  # whatever prints, this token is hidden from it
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.server.tls:

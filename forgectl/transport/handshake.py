@@ -23,6 +23,7 @@ from ..errors import (
     ServerError,
     UsageError,
 )
+from ..escape import escape_line
 
 
 def describe_os_error(exc: BaseException) -> str:
@@ -106,7 +107,7 @@ def _snippet(body: bytes, content_type: str) -> str:
     text = body[:200].decode("utf-8", "replace").strip()
     if not text or "html" in content_type.lower():
         return ""
-    return ": " + " ".join(text.split())
+    return ": " + escape_line(" ".join(text.split()))
 
 
 def handshake_error(
@@ -135,11 +136,14 @@ def handshake_error(
     if isinstance(exc, InvalidMessage):
         # The peer closed or garbled the handshake: a restarting server, a proxy,
         # or something that does not speak HTTP. Worth a retry.
+        # A garbage status line is quoted in the reason: the server's bytes.
         cause = exc.__cause__
-        reason = describe_os_error(cause) if cause else str(exc)
+        reason = escape_line(describe_os_error(cause) if cause else str(exc))
         return ConnectError(f"cannot connect to {shown}: bad handshake ({reason})", url=shown)
     if isinstance(exc, InvalidHandshake):
-        return ProtocolError(f"{shown}: WebSocket handshake failed: {exc}", url=shown)
+        return ProtocolError(
+            f"{shown}: WebSocket handshake failed: {escape_line(str(exc))}", url=shown
+        )
     if isinstance(exc, TimeoutError):
         # Connected, but the handshake never completed (a stuck proxy or server).
         return ConnectError(

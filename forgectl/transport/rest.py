@@ -9,10 +9,11 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ..errors import ForgeError, ProtocolError
+from ..errors import ProtocolError
+from ..escape import escape_line
 from .endpoint import Endpoint, user_agent
 from .handshake import connect_error, status_error
-from .proxy import proxy_applies
+from .proxy import proxy_applies, refuse_plaintext_proxy
 
 if TYPE_CHECKING:
     import httpx
@@ -67,6 +68,7 @@ async def fetch(
     here, over asyncio with h11, so that Ctrl-C and the time limit end them at
     once, however slowly the answer trickles in. httpx makes them when a proxy
     from the environment applies."""
+    refuse_plaintext_proxy(endpoint, "http")
     shown = endpoint.server.http_url(path, query)
     url = endpoint.server.http_url(path, endpoint.query(query))
     limit = timeout or endpoint.open_timeout
@@ -180,5 +182,9 @@ async def get_data(
     if not isinstance(payload, dict) or "data" not in payload:
         raise ProtocolError(f"{url}: unexpected answer (not a Forge REST envelope)")
     if payload.get("success") is False:
-        raise ForgeError(f"{url}: {payload.get('message') or 'request failed'}")
+        # The server answered, and said no: not a bug of ours (exit 1), a protocol-level
+        # refusal (exit 6), with the server's words (escaped where they are printed).
+        said = payload.get("message")
+        said = escape_line(" ".join(str(said).split())[:200]) if said else "no reason given"
+        raise ProtocolError(f"{url}: the server reported a failure: {said}")
     return payload["data"]

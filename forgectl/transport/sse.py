@@ -18,6 +18,7 @@ from . import rest
 from .base import Channel
 from .endpoint import Endpoint
 from .handshake import connect_error, status_error
+from .proxy import refuse_plaintext_proxy
 
 _END = object()
 #: Put by abort(): the frame loop ends, as a WebSocket channel's does when aborted.
@@ -126,6 +127,7 @@ async def open_sse(
 ) -> SSEChannel:
     import httpx
 
+    refuse_plaintext_proxy(endpoint, "http")
     http = rest.client(endpoint, stream=True)
     url = endpoint.server.http_url(path, endpoint.query(query))
     shown = endpoint.server.http_url(path, query)

@@ -16,6 +16,7 @@ from ..constants import MAX_MESSAGE_SIZE
 from .base import Channel, record_close
 from .endpoint import Endpoint, user_agent
 from .handshake import handshake_error
+from .proxy import refuse_plaintext_proxy
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -85,6 +86,7 @@ async def open_websocket(
     """Open a WebSocket to ``path``; raise a :class:`ForgeError` on any failure."""
     from websockets.asyncio.client import connect
 
+    refuse_plaintext_proxy(endpoint, "websocket")
     url = endpoint.server.ws_url(path, endpoint.query(query))
     shown = endpoint.server.ws_url(path, query)
     kwargs: dict[str, Any] = {}
