@@ -129,6 +129,31 @@ def failing_setup(server: ForgeServer, name: str, exit_code: int = 3) -> tuple[s
     return attempt_id, setup["id"]
 
 
+def established(pid: int, port: int) -> bool:
+    """Has process ``pid`` an established TCP connection to 127.0.0.1:``port``?
+
+    Read from /proc (this network namespace's TCP table and the process's fds): a
+    condition to wait for that needs nothing from the client's own output."""
+    try:
+        inodes = {
+            os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1]
+            for fd in os.listdir(f"/proc/{pid}/fd")
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")
+        }
+    except OSError:
+        return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            if f[3] == "01" and int(f[2].rsplit(":", 1)[1], 16) == port and f[9] in inodes:
+                return True
+    return False
+
+
 def raw_line_count(server: ForgeServer, process_id: str) -> int:
     """How many complete lines the process has printed so far (one raw-logs read)."""
     frames = asyncio.run(_read_frames(server.ws_url, _raw_route(process_id), settle=0.3))

@@ -17,7 +17,7 @@ does with the output, which :func:`expected` mirrors:
   ``assistant`` message that repeats the block replaces it once more (same index).
 * a ``tool_use`` block gets its entry (status ``created``) when the ``assistant``
   message arrives, after the streamed text blocks of that message, whatever its
-  position; its ``input_json_delta``\\ s are ignored.
+  position; its input_json_deltas are ignored.
 * a ``tool_result`` replaces the entry of a ``Bash`` call (``command_run`` with
   ``result: {exit_status: {type: success, success: !is_error}, output}``, status
   success/failed, ``command`` in backticks, metadata null; a result that is JSON
@@ -599,26 +599,39 @@ def busy_session(
     words: tuple[int, int] = (20, 80),
     tool_ratio: float = 0.5,
     thinking_ratio: float = 0.3,
+    prelude: int = 0,
+    prelude_rate: float = 1000.0,
+    parallel: tuple[int, int] = (1, 1),
 ) -> Session:
     """A realistic session: ``turns`` assistant messages of thinking, streamed text
     (``deltas_per_second`` deltas of ``chunk`` characters) and tool calls with
-    results (commands that pass and fail, reads, edits, searches, todos...)."""
+    results (commands that pass and fail, reads, edits, searches, todos...).
+
+    ``prelude``: first, one long text of that many characters streamed at
+    ``prelude_rate`` deltas/s (the server's history, and so the time it takes to copy
+    it for each new connection, grows with every version of a long entry)."""
     rng = random.Random(seed)
     kinds = all_tools()
     interval = 1.0 / deltas_per_second
     out: list[Turn] = []
+    if prelude:
+        long: list[str] = []
+        while sum(len(w) + 1 for w in long) < prelude:
+            long.append(rng.choice(_WORDS))
+        out.append(Turn([Text(" ".join(long), chunk, 1.0 / prelude_rate)]))
     for _ in range(turns):
         blocks: list[Block] = []
         if rng.random() < thinking_ratio:
             blocks.append(Thinking(_prose(rng, rng.randint(*words) // 2), chunk, interval))
         blocks.append(Text(_prose(rng, rng.randint(*words)), chunk, interval))
-        if rng.random() < tool_ratio:
-            tool = rng.choice(kinds)
-            result = tool.result
-            if tool.name == "Bash" and rng.random() < 0.5:
-                result = _output(rng, rng.randint(1, 30))
-            blocks.append(
-                Tool(tool.name, dict(tool.input), result, tool.is_error, rng.uniform(0.01, 0.1))
-            )
+        if rng.random() < tool_ratio:  # ``parallel`` calls at once, as Claude issues them
+            for _ in range(rng.randint(*parallel)):
+                tool = rng.choice(kinds)
+                result = tool.result
+                if tool.name == "Bash" and rng.random() < 0.5:
+                    result = _output(rng, rng.randint(1, 30))
+                blocks.append(
+                    Tool(tool.name, dict(tool.input), result, tool.is_error, rng.uniform(0.01, 0.1))
+                )
         out.append(Turn(blocks, pause=rng.uniform(0.0, 0.05)))
     return Session(out)
