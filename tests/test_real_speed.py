@@ -668,6 +668,43 @@ def test_a_resent_history_shorter_than_what_was_printed_is_a_warning(
         short.kill()
 
 
+def test_diff_across_a_reconnect_keeps_files_not_yet_resent(hostile: HostileForge) -> None:
+    """The link drops after the four files came; the new connection resends two, then
+    (the server running git on a busy machine) the other two 0.6 s later. ``diff``
+    must print all four: a file not resent *yet* is not a file deleted meanwhile.
+
+    This is what made ``test_diff_exactly_once_through_chaos_cuts`` fail on a loaded
+    machine: after a reconnect the first 0.3 s pause ends the burst and every file not
+    yet resent is dropped from the diff."""
+    files = ["a.txt", "b.txt", "c.txt", "d.txt"]
+    state = {"n": 0}
+
+    async def diff(ws: RawWs, _: re.Match[str]) -> None:
+        state["n"] += 1
+        if state["n"] == 1:
+            for name in files:
+                await ws.send_text(diff_add(name, diff_entry(name)))
+            ws.drop()
+            return
+        for name in files[:2]:
+            await ws.send_text(diff_add(name, diff_entry(name)))
+        await asyncio.sleep(0.6)
+        for name in files[2:]:
+            await ws.send_text(diff_add(name, diff_entry(name)))
+        await ws.hold()
+
+    hostile.route(rf"/api/task-attempts/{ATTEMPT}/diff/ws", diff)
+    cli = Cli(hostile.url, "--api", "forge", "diff", ATTEMPT, "--json")
+    try:
+        assert cli.wait(30) == 0, hostile_context(hostile, cli)
+        (update,) = cli.json_lines()
+        named = re.findall(r"^diff --git a/(\S+) ", update["diff"], re.M)
+        assert named == files, f"{named}; stderr: {cli.stderr!r}"
+        assert update["filesChanged"] == 4
+    finally:
+        cli.kill()
+
+
 def test_diff_waits_for_a_slow_first_update(hostile: HostileForge) -> None:
     """The first diff entry comes 6 s after the connection opens (a big repository):
     ``diff`` prints it, rather than "no changes" after 5 s."""
