@@ -20,9 +20,12 @@ import pytest
 from agents import AgentBed, claude
 from forge_bed import (
     WsFollower,
+    compare_entries,
     final_entries,
     final_raw,
+    loss,
     ops,
+    reduce_forgectl,
     start_agent,
     wait_for,
 )
@@ -176,3 +179,61 @@ def test_missing_script_fails_clearly(tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stdout == ""
     assert "cannot read script" in proc.stderr and "nope.json" in proc.stderr
     assert bed.failures() == [proc.stderr.strip()]
+
+
+def test_the_oracle_comparison_sees_every_kind_of_difference() -> None:
+    """compare_entries and loss must fail where forgectl or a connection falls short."""
+    server_state = {
+        0: {"entry_type": {"type": "assistant_message"}, "content": "final text"},
+        1: {
+            "entry_type": {"type": "tool_use", "tool_name": "Bash", "status": {"status": "failed"}},
+            "content": "`ls`",
+        },
+    }
+
+    def line(index: int, message: str, revision: int = 0, **meta: Any) -> dict[str, Any]:
+        return {
+            "level": meta.pop("level", "info"),
+            "message": message,
+            "metadata": {"index": index, "revision": revision, **meta},
+        }
+
+    right = [
+        line(0, "final", entryType="assistant_message"),
+        line(0, "final text", 1, entryType="assistant_message"),
+        line(1, "`ls`", level="error", entryType="tool_use", toolName="Bash", status="failed"),
+    ]
+    assert compare_entries(server_state, reduce_forgectl(right)) == []
+    stale = right[:1] + right[2:]
+    assert (
+        "message 'final' != server's final 'final text'"
+        in compare_entries(server_state, reduce_forgectl(stale))[0]
+    )
+    assert compare_entries(server_state, reduce_forgectl(right[:2]))[0].startswith(
+        "index 1: missing"
+    )
+    created = [
+        *right[:2],
+        line(1, "`ls`", level="info", entryType="tool_use", toolName="Bash", status="created"),
+    ]
+    problems = compare_entries(server_state, reduce_forgectl(created))
+    assert any("level" in p for p in problems) and any("status" in p for p in problems)
+    frames = [
+        {
+            "JsonPatch": [
+                {
+                    "op": "add",
+                    "path": "/entries/0",
+                    "value": {
+                        "type": "NORMALIZED_ENTRY",
+                        "content": {
+                            "entry_type": {"type": "assistant_message"},
+                            "content": "final",
+                        },
+                    },
+                }
+            ]
+        },
+    ]
+    got = loss(frames, server_state)
+    assert (got.lost_indices, got.stale_indices, got.complete) == ([1], [0], False)
