@@ -154,12 +154,6 @@ def established(pid: int, port: int) -> bool:
     return False
 
 
-def raw_line_count(server: ForgeServer, process_id: str) -> int:
-    """How many complete lines the process has printed so far (one raw-logs read)."""
-    frames = asyncio.run(_read_frames(server.ws_url, _raw_route(process_id), settle=0.3))
-    return sum(e["content"].count("\n") for e in _apply(frames).values())
-
-
 # -- followers ---------------------------------------------------------------------------
 
 
@@ -297,18 +291,12 @@ def _raw_route(process_id: str) -> str:
     return f"/api/execution-processes/{process_id}/raw-logs/ws"
 
 
-async def _read_frames(ws_url: str, route: str, settle: float | None = None) -> list[Any]:
-    """Every frame up to ``finished`` (or, with ``settle``, until that long a silence)."""
+async def _read_frames(ws_url: str, route: str) -> list[Any]:
+    """Every frame of one connection up to ``finished`` (a minute at most)."""
     frames: list[Any] = []
     async with connect(ws_url + route, max_size=None, open_timeout=20) as ws:
         while True:
-            try:
-                message = await asyncio.wait_for(ws.recv(), settle if settle else 60)
-            except TimeoutError:
-                if settle:
-                    return frames
-                raise
-            frame = json.loads(message)
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 60))
             if frame == {"finished": True}:
                 return frames
             frames.append(frame)

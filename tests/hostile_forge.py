@@ -38,7 +38,15 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["HostileForge", "RawWs", "frame", "patch_add", "process_record"]
+__all__ = [
+    "HostileForge",
+    "RawWs",
+    "frame",
+    "json_answer_head",
+    "normalized",
+    "patch_add",
+    "process_record",
+]
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 HTML = b"<!doctype html><html><head><title>Forge</title></head><body></body></html>"

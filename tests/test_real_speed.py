@@ -398,9 +398,15 @@ def test_monitor_started_just_before_a_quick_failing_setup_reports_it(
     """``monitor --json`` started, then (as soon as its event stream is open) an attempt
     whose setup script fails at once: the failure must be reported."""
     failing_setup(server, "earlier")  # the event stream then has a history to replay
-    cli = Cli(server.url, "monitor", "--json")
+    cli = Cli(server.url, "-v", "monitor", "--json")
     try:
-        wait_for(lambda: established(cli.proc.pid, server.port), 10, "the event stream")
+        # -v names the event stream before it connects: once named, forgectl's
+        # connection to the server is that stream (auto-detection's probe is over).
+        wait_for(
+            lambda: "/api/events" in cli.stderr and established(cli.proc.pid, server.port),
+            10,
+            "the event stream",
+        )
         _, setup_id = failing_setup(server, "quick", exit_code=4)
         try:
             events = wait_for(
