@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents import AgentBed, Script
+from agents import AgentBed, Script, claude
 from agents.producer import producer_command
 from forge_server import TERMINAL_STATUSES, ForgeServer
 from websockets.asyncio.client import connect
@@ -68,6 +68,23 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float
 
 
 # -- producers ---------------------------------------------------------------------------
+
+
+def join_stress_session(seed: int) -> claude.Session:
+    """About 15 s of an agent at work, fast: a long first answer (so the history a
+    joiner is sent is large), then short texts streamed at 150 deltas/s and, in most
+    turns, 2-6 parallel tool calls with results (a lost add or result there shows in
+    the end state; a lost replace of streaming text is healed by the next one)."""
+    return claude.busy_session(
+        seed,
+        turns=45,
+        deltas_per_second=150,
+        chunk=4,
+        words=(4, 14),
+        tool_ratio=0.9,
+        prelude=6000,
+        parallel=(2, 6),
+    )
 
 
 @dataclass

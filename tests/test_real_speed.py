@@ -38,6 +38,7 @@ from forge_bed import (
     failing_setup,
     final_entries,
     final_raw,
+    join_stress_session,
     loss,
     ops,
     reduce_forgectl,
@@ -123,23 +124,6 @@ def context(server: ForgeServer, *clis: Cli) -> str:
 # -- joining a live agent ------------------------------------------------------------------
 
 FOLLOWERS = 10
-
-
-def join_stress_session(seed: int) -> claude.Session:
-    """About 15 s of an agent at work, fast: a long first answer (so the history a
-    joiner is sent is large), then short texts streamed at 150 deltas/s and, in most
-    turns, 2-6 parallel tool calls with results (a lost add or result there shows in
-    the end state; a lost replace of streaming text is healed by the next one)."""
-    return claude.busy_session(
-        seed,
-        turns=45,
-        deltas_per_second=150,
-        chunk=4,
-        words=(4, 14),
-        tool_ratio=0.9,
-        prelude=6000,
-        parallel=(2, 6),
-    )
 
 
 @dataclass
