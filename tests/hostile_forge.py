@@ -221,10 +221,11 @@ class HostileForge:
             self._server.close()
             with contextlib.suppress(Exception):
                 loop.run_until_complete(self._server.wait_closed())
-            for task in asyncio.all_tasks(loop):
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
                 task.cancel()
             with contextlib.suppress(Exception):
-                loop.run_until_complete(asyncio.sleep(0))
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=run, daemon=True, name="hostile-forge")
@@ -253,6 +254,12 @@ class HostileForge:
     # -- serving -----------------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A connection still open when the server closes ends normally, not cancelled:
+        # asyncio logs an error for a cancelled client_connected_cb task.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._serve_one(reader, writer)
+
+    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
