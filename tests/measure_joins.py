@@ -87,7 +87,7 @@ def trial(
         f.done.wait(30)
     for c in followers:
         c.wait(30)
-    oracle = final_entries(server, run.process_id)
+    oracle = final_entries(server, run.process_id, reads=2)
     counts = {"joins": joins, "n_short": 0, "n_visible": 0, "raw_short": 0, "cli_complete": 0}
     details = []
     for f in joined["normalized"]:

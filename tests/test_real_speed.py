@@ -168,7 +168,7 @@ def joined(server: ForgeServer, bed: AgentBed) -> Iterator[Joined]:
             assert cli.wait(30) == 0, context(server, cli)
         for ws in [first, first_raw, *out.plain, *out.plain_raw]:
             assert ws.done.wait(30) and ws.error is None, ws.error
-        out.oracle = final_entries(server, run.process_id)
+        out.oracle = final_entries(server, run.process_id, reads=2)
         out.final = final_raw(server, run.process_id)
         assert not loss(first.frames, out.oracle).lost_indices
         out.whole_ops = len(ops(first.frames))
