@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stderr-every", type=int, default=None)
     p.add_argument("--exit", type=int, default=0)
     opts = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     interval = 1.0 / opts.rate
     start = time.monotonic()
     n = 0
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.monotonic() - n * interval
     except BrokenPipeError:
         return 141
+    except KeyboardInterrupt:  # stopped by the server: no traceback in the log
+        return 130
     return int(opts.exit)
 
 
