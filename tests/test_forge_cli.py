@@ -645,7 +645,6 @@ async def test_python_api(server: ForgeServer, sc: Scenario, agent: Scenario) ->
         assert diffs[0].files_changed == 4 and diffs[0].attempt_id == sc.attempt_id
 
 
-@pytest.mark.realspeed  # fails on main until issue 12, point 4: deselect with -m "not realspeed"
 def test_monitor_on_a_fresh_server_reports_the_first_processes() -> None:
     """A fresh server's event stream replays nothing: the first events are live,
     even a process that starts and fails at once after the stream has opened.
