@@ -650,9 +650,9 @@ def test_monitor_on_a_fresh_server_reports_the_first_processes() -> None:
     even a process that starts and fails at once after the stream has opened.
 
     Waits for the stream to be open (named by -v, then forgectl's TCP connection to
-    the server), not a fixed 1.5 s: on a loaded machine forgectl took longer than that to connect. The
-    scenario then starts within monitor's first second, which forgectl on main takes
-    for the replay (issue 12, point 4)."""
+    the server), not a fixed 1.5 s: on a loaded machine forgectl took longer than that
+    to connect. The scenario then starts within monitor's first second, which forgectl
+    used to take for the replay (issue 12, point 4)."""
     require_real_server()
     with ForgeServer(BINARY) as fresh:
         live = Live(fresh, "-v", "monitor")
