@@ -645,14 +645,17 @@ async def test_python_api(server: ForgeServer, sc: Scenario, agent: Scenario) ->
         assert diffs[0].files_changed == 4 and diffs[0].attempt_id == sc.attempt_id
 
 
+@pytest.mark.realspeed  # issue 12 point 4: still fails now and then, see the docstring
 def test_monitor_on_a_fresh_server_reports_the_first_processes() -> None:
     """A fresh server's event stream replays nothing: the first events are live,
     even a process that starts and fails at once after the stream has opened.
 
     Waits for the stream to be open (named by -v, then forgectl's TCP connection to
     the server), not a fixed 1.5 s: on a loaded machine forgectl took longer than that
-    to connect. The scenario then starts within monitor's first second, which forgectl
-    used to take for the replay (issue 12, point 4)."""
+    to connect. The scenario then starts at once. On main (f13bf1b) this fails about
+    one run in five: every frame of the setup process arrives (add, replace, replace,
+    -vv shows them) and none is printed, as if frames that come this soon after the
+    stream opened were its replay, where ended processes stay silent."""
     require_real_server()
     with ForgeServer(BINARY) as fresh:
         live = Live(fresh, "-v", "monitor")
