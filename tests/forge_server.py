@@ -55,7 +55,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -366,11 +366,15 @@ class ForgeServer:
         *,
         startup_timeout: float = 20.0,
         extra_env: Mapping[str, str] | None = None,
+        path_prefix: Sequence[Path | str] = (),
         keep_tmp: bool = False,
     ) -> None:
         self.binary: Path | None = binary
         self.startup_timeout = startup_timeout
         self.extra_env: dict[str, str] = dict(extra_env or {})
+        #: Directories put first on the server's PATH, so its children (coding agents
+        #: are found on PATH) run programs of the test's choosing: tests/agents.
+        self.path_prefix: list[str] = [str(p) for p in path_prefix]
         self.keep_tmp = keep_tmp
         self.tmp: Path | None = None
         self.port: int = 0
@@ -491,6 +495,8 @@ class ForgeServer:
             }
         )
         env.update(self.extra_env)
+        if self.path_prefix:
+            env["PATH"] = os.pathsep.join([*self.path_prefix, env.get("PATH", os.defpath)])
         env.update(
             {
                 "HOME": str(tmp / "home"),

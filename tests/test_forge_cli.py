@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from forge_bed import established
 from forge_server import (
     SCENARIO_FILES,
     ForgeServer,
@@ -129,6 +130,10 @@ class Live:
         assert found, f"no {text!r} on stderr within {timeout} s: {''.join(self._err)}"
         return time.monotonic()
 
+    def stderr_so_far(self) -> str:
+        with self._err_seen:
+            return "".join(self._err)
+
     def next(self, timeout: float = 10) -> dict[str, Any]:
         try:
             return dict(json.loads(self.lines.get(timeout=timeout)))
@@ -164,7 +169,7 @@ class Live:
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
+            self.proc.wait(timeout=10)
 
 
 # -- dialect selection ---------------------------------------------------------------
@@ -467,16 +472,30 @@ def test_event_stream_idle_longer_than_open_timeout_is_not_a_lost_link(
 
 
 def test_event_stream_given_up_as_dead_reconnects_and_goes_on(server: ForgeServer) -> None:
+    """A quiet event stream with --stale-timeout 1.5 is given up as dead and reopened,
+    again and again; what happens meanwhile is still reported.
+
+    Waits for a reconnect instead of sleeping 3.5 s, and waits for the dev server's
+    *stop*: the server publishes a new process's insert before it can read the row
+    back, now and then as a ``DELETED_EXECUTION_PROCESS`` record (FORGE_NOTES.md), so
+    its start may never come on this stream; its later changes always do (live, or in
+    the replay of the next connection)."""
     sc = make_scenario(server, name="sse-dead", setup_lines=1, setup_sleep=0, dev_server=False)
     live = Live(server, "monitor", "-v", "--stale-timeout", "1.5")
     try:
-        time.sleep(3.5)  # silent: the watchdog gives up on it at least once
+        wait_until(
+            lambda: "reconnecting" in live.stderr_so_far(), 20, "a dead-peer reconnect", live
+        )
         before = {p["id"] for p in server.list_processes(sc.attempt_id)}
         server.start_dev_server(sc.attempt_id)
         dev = server.wait_for_process(sc.attempt_id, "devserver", {"running"}, exclude_ids=before)
-        started = live.until(lambda e: e.get("processId") == dev["id"], timeout=20)
-        assert started[-1]["type"] == "process_started"
         server.stop_process(dev["id"])
+        events = live.until(
+            lambda e: e.get("processId") == dev["id"] and e["type"] == "process_stopped",
+            timeout=20,
+        )
+        mine = [e["type"] for e in events if e.get("processId") == dev["id"]]
+        assert mine == ["process_started", "process_stopped"]
         assert live.interrupt() == -signal.SIGINT
         assert "the peer looks dead" in live.stderr and "reconnecting" in live.stderr
     finally:
@@ -489,11 +508,17 @@ def test_monitor_live_attempt_and_event_stream(server: ForgeServer, sc: Scenario
     by_attempt = Live(server, "-v", "monitor", "--attempt", sc.attempt_id)
     everything = Live(server, "-v", "monitor")
     try:
-        by_attempt.wait_stderr("/api/execution-processes/stream/ws")
-        connected = everything.wait_stderr("/api/events")
-        # The event stream has no end-of-replay marker: what comes in its first
-        # second counts as the replay (dialects/forge/processes.py). Start later.
-        time.sleep(max(0.0, connected + 1.5 - time.monotonic()))
+        for live, route in ((by_attempt, "/stream/ws"), (everything, "/api/events")):
+            wait_until(  # -v names the stream before it connects to it
+                lambda live=live, route=route: (
+                    route in live.stderr_so_far() and established(live.proc.pid, server.port)
+                ),
+                20,
+                f"the {route} stream",
+                live,
+            )
+        # No pause: a process that starts the moment monitor is connected is live
+        # output, not the replay (issue 12, point 4).
         assert by_attempt.lines.empty() and everything.lines.empty()
         before = {p["id"] for p in server.list_processes(sc.attempt_id)}
         server.start_dev_server(sc.attempt_id)
@@ -633,14 +658,29 @@ async def test_python_api(server: ForgeServer, sc: Scenario, agent: Scenario) ->
         assert diffs[0].files_changed == 4 and diffs[0].attempt_id == sc.attempt_id
 
 
+@pytest.mark.realspeed  # issue 12 point 4: still fails now and then, see the docstring
 def test_monitor_on_a_fresh_server_reports_the_first_processes() -> None:
     """A fresh server's event stream replays nothing: the first events are live,
-    even a process that starts and fails before the stream has been quiet long."""
+    even a process that starts and fails at once after the stream has opened.
+
+    Waits for the stream to be open (named by -v, then forgectl's TCP connection to
+    the server), not a fixed 1.5 s: on a loaded machine forgectl took longer than that
+    to connect. The scenario then starts at once. On main (f13bf1b) this fails about
+    one run in five: every frame of the setup process arrives (add, replace, replace,
+    -vv shows them) and none is printed, as if frames that come this soon after the
+    stream opened were its replay, where ended processes stay silent."""
     require_real_server()
     with ForgeServer(BINARY) as fresh:
-        live = Live(fresh, "monitor")
+        live = Live(fresh, "-v", "monitor")
         try:
-            time.sleep(1.5)
+            wait_until(  # -v names the event stream before it connects to it
+                lambda: (
+                    "/api/events" in live.stderr_so_far() and established(live.proc.pid, fresh.port)
+                ),
+                20,
+                "the event stream",
+                live,
+            )
             mine = make_scenario(
                 fresh, name="fresh", setup_lines=1, setup_sleep=0.1, dev_server=False
             )
@@ -653,3 +693,13 @@ def test_monitor_on_a_fresh_server_reports_the_first_processes() -> None:
             assert live.interrupt() == -signal.SIGINT
         finally:
             live.kill()
+
+
+def wait_until(pred: Any, timeout: float, what: str, live: Live) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"no {what} within {timeout} s; forgectl's stderr:\n{live.stderr_so_far()}"
+            )
+        time.sleep(0.02)

@@ -29,6 +29,11 @@ from reference_server import (
 
 pytestmark = pytest.mark.timeout(20)
 
+#: "Within a second" on an idle machine. The bound tells a prompt exit from one that
+#: waits for a timeout or a backoff to run out, and leaves room for a loaded machine
+#: (1.17 s was measured beside a CPU hog).
+PROMPT = 3.0
+
 EXE = str(Path(sys.executable).with_name("forgectl"))
 TOKEN = "tok-sig-5b2d-distinctive"
 PROC_HOLD = "proc_hold"
@@ -87,7 +92,7 @@ def test_signal_ends_a_live_stream_with_a_normal_close(
     assert first
     rc, _out, err, took = stop_with(child, signum)
     assert rc == -signum  # died by the signal, after closing the socket
-    assert took < 1.0
+    assert took < PROMPT
     assert "Traceback" not in err
     assert TOKEN not in err
     srv.wait_all_done()
@@ -104,7 +109,7 @@ def test_sigint_while_waiting_to_reconnect(srv: ThreadedReferenceServer) -> None
     line = child.stderr.readline()
     assert "reconnecting in" in line  # now sleeping in the backoff
     rc, _, err, took = stop_with(child, signal.SIGINT)
-    assert (rc, took < 1.0) == (-signal.SIGINT, True)
+    assert (rc, took < PROMPT) == (-signal.SIGINT, True)
     assert "Traceback" not in err
 
 
@@ -113,7 +118,7 @@ def test_sigint_during_the_handshake(srv: ThreadedReferenceServer) -> None:
     child = spawn(srv.url, "monitor")
     srv.wait_for_connections(1)
     rc, out, err, took = stop_with(child, signal.SIGINT)
-    assert (rc, out, took < 1.0) == (-signal.SIGINT, "", True)
+    assert (rc, out, took < PROMPT) == (-signal.SIGINT, "", True)
     assert "Traceback" not in err
 
 

@@ -1,0 +1,141 @@
+"""Measure what the REAL server drops for clients that join a live agent mid-stream.
+
+    unshare -rn sh -c 'ip link set lo up && exec .venv/bin/python tests/measure_joins.py --trials 3'
+
+Each trial runs a scripted Claude Code session (tests/agents, the session of
+test_real_speed.py's join test unless ``--seed`` picks another), one plain websockets
+client per stream connected before it starts (the reference), and ``--joins`` plain
+clients per stream (normalized-logs and raw-logs) that connect at random moments.
+Afterwards each joiner's ops are aligned with the reference's: what is missing, and
+whether the end state still differs from the server's final one. With
+``--forgectl`` the same moments get ``forgectl logs -f --json`` followers, compared
+with the final state field by field. One line per trial, then the totals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from agents import AgentBed, claude
+from forge_bed import (
+    Cli,
+    WsFollower,
+    compare_entries,
+    final_entries,
+    join_stress_session,
+    loss,
+    ops,
+    reduce_forgectl,
+    start_agent,
+    wait_for,
+)
+from forge_server import TERMINAL_STATUSES, ForgeServer
+from forge_testing import BINARY
+
+
+def missing_ops(reference: list[Any], got: list[Any], key: str) -> list[str]:
+    """The reference's ops a joiner never got (raw: compared by content, since the
+    server renumbers raw entries per connection)."""
+
+    def k(op: dict[str, Any]) -> str:
+        return json.dumps(op["value"]["content"] if key == "content" else op, sort_keys=True)
+
+    a, b = [k(o) for o in reference], [k(o) for o in got]
+    out = []
+    for tag, i1, i2, _, _ in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag in ("delete", "replace"):
+            out += [f"{reference[i]['op']} {reference[i]['path']}" for i in range(i1, i2)]
+    return out
+
+
+def trial(
+    server: ForgeServer, bed: AgentBed, n: int, seed: int, joins: int, cli: bool
+) -> dict[str, int]:
+    script = claude.script(join_stress_session(seed), gate=True)
+    run = start_agent(server, bed, script, f"measure{n}")
+    bed.wait_started(run.marker)
+    routes = {
+        "normalized": f"/api/execution-processes/{run.process_id}/normalized-logs/ws",
+        "raw": f"/api/execution-processes/{run.process_id}/raw-logs/ws",
+    }
+    ref = {kind: WsFollower(server.ws_url, route) for kind, route in routes.items()}
+    wait_for(lambda: all(f.opened for f in ref.values()), 10, "the reference clients")
+    bed.release(run.marker)
+    started = time.monotonic()
+    rng = random.Random(seed * 1000 + n)
+    moments = sorted(rng.uniform(0.3, claude.duration(script) * 0.9) for _ in range(joins))
+    joined: dict[str, list[WsFollower]] = {"normalized": [], "raw": []}
+    followers: list[Cli] = []
+    for at in moments:
+        wait_for(lambda: time.monotonic() - started >= at, 120, "a join moment")  # noqa: B023
+        for kind, route in routes.items():
+            joined[kind].append(WsFollower(server.ws_url, route))
+        if cli:
+            followers.append(Cli(server.url, "logs", run.process_id, "--follow", "--json"))
+    server.wait_for_process(run.attempt_id, "codingagent", TERMINAL_STATUSES, 120)
+    for f in [*ref.values(), *joined["normalized"], *joined["raw"]]:
+        f.done.wait(30)
+    for c in followers:
+        c.wait(30)
+    oracle = final_entries(server, run.process_id, reads=2)
+    counts = {"joins": joins, "n_short": 0, "n_visible": 0, "raw_short": 0, "cli_complete": 0}
+    details = []
+    for f in joined["normalized"]:
+        lost = missing_ops(ops(ref["normalized"].frames), ops(f.frames), "op")
+        if lost:
+            counts["n_short"] += 1
+            details.append("N " + ", ".join(lost))
+        if not loss(f.frames, oracle).complete:
+            counts["n_visible"] += 1
+    for f in joined["raw"]:
+        lost = missing_ops(ops(ref["raw"].frames), ops(f.frames), "content")
+        if lost:
+            counts["raw_short"] += 1
+            details.append(f"R {len(lost)} chunk(s); {len(ops(f.frames))} entries numbered 0..")
+    for c in followers:
+        if not compare_entries(oracle, reduce_forgectl(c.json_lines())):
+            counts["cli_complete"] += 1
+        c.kill()
+    print(
+        f"trial {n}: {len(oracle)} entries, {len(ops(ref['normalized'].frames))} ops; "
+        f"normalized joiners short {counts['n_short']}/{joins} "
+        f"(end state wrong {counts['n_visible']}), raw joiners short {counts['raw_short']}/{joins}"
+        + (f", forgectl complete {counts['cli_complete']}/{joins}" if cli else ""),
+        flush=True,
+    )
+    for line in details:
+        print("   ", line[:200])
+    return counts
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--trials", type=int, default=3)
+    p.add_argument("--joins", type=int, default=10)
+    p.add_argument("--seed", type=int, default=12)
+    p.add_argument("--forgectl", action="store_true", help="also forgectl logs -f followers")
+    opts = p.parse_args()
+    bed = AgentBed(Path(tempfile.mkdtemp(prefix="forgectl-agents-")))
+    total: dict[str, int] = {}
+    with ForgeServer(BINARY, path_prefix=[bed.bin_dir]) as server:
+        for n in range(opts.trials):
+            for key, value in trial(
+                server, bed, n, opts.seed + n, opts.joins, opts.forgectl
+            ).items():
+                total[key] = total.get(key, 0) + value
+    print("total:", json.dumps(total))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
