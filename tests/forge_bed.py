@@ -416,7 +416,8 @@ def compare_entries(
     oracle: dict[int, Any], got: dict[int, dict[str, Any]], limit: int = 12
 ) -> list[str]:
     """Where forgectl's reduced output differs from the server's final state: a
-    missing or extra index, or a field (message, level, entryType, toolName, status)."""
+    missing or extra index, or a field (message, level, entryType; for a tool call
+    the server's text in metadata.content, tool.name, tool.status)."""
     problems: list[str] = []
     for index in sorted(set(oracle) | set(got)):
         want, line = oracle.get(index), got.get(index)
@@ -433,9 +434,11 @@ def compare_entries(
             "level": (line.get("level"), expected_level(want)),
             "entryType": (meta.get("entryType"), et["type"]),
         }
-        if et["type"] == "tool_use":
-            checks["toolName"] = (meta.get("toolName"), et.get("tool_name"))
-            checks["status"] = (meta.get("status"), (et.get("status") or {}).get("status"))
+        if et["type"] == "tool_use":  # the server's text is metadata.content (README)
+            tool = meta.get("tool") or {}
+            checks["message"] = (meta.get("content"), want["content"])
+            checks["tool.name"] = (tool.get("name"), et.get("tool_name"))
+            checks["tool.status"] = (tool.get("status"), (et.get("status") or {}).get("status"))
         for name, (have, should) in checks.items():
             if have != should:
                 problems.append(

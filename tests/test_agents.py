@@ -208,7 +208,14 @@ def test_the_oracle_comparison_sees_every_kind_of_difference() -> None:
     right = [
         line(0, "final", entryType="assistant_message"),
         line(0, "final text", 1, entryType="assistant_message"),
-        line(1, "`ls`", level="error", entryType="tool_use", toolName="Bash", status="failed"),
+        line(
+            1,
+            "ls",
+            level="error",
+            entryType="tool_use",
+            content="`ls`",
+            tool={"name": "Bash", "status": "failed"},
+        ),
     ]
     assert compare_entries(server_state, reduce_forgectl(right)) == []
     stale = right[:1] + right[2:]
@@ -221,7 +228,14 @@ def test_the_oracle_comparison_sees_every_kind_of_difference() -> None:
     )
     created = [
         *right[:2],
-        line(1, "`ls`", level="info", entryType="tool_use", toolName="Bash", status="created"),
+        line(
+            1,
+            "ls",
+            level="info",
+            entryType="tool_use",
+            content="`ls`",
+            tool={"name": "Bash", "status": "created"},
+        ),
     ]
     problems = compare_entries(server_state, reduce_forgectl(created))
     assert any("level" in p for p in problems) and any("status" in p for p in problems)

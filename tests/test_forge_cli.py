@@ -309,7 +309,7 @@ def test_normalized_logs_of_the_coding_agent(server: ForgeServer, agent: Scenari
     assert "timestamp" in entry
     meta = entry["metadata"]
     assert (meta["entryType"], meta["index"], meta["revision"]) == ("error_message", 0, 0)
-    assert meta["errorType"] == "other"
+    assert meta["error"] == {"type": "other"}
 
 
 def test_filters_match_client_side_filtering(server: ForgeServer, sc: Scenario) -> None:
@@ -636,7 +636,7 @@ async def test_python_api(server: ForgeServer, sc: Scenario, agent: Scenario) ->
         assert entries[0].level == "error" and entries[0].metadata == {
             "entryType": "error_message",
             "index": 0,
-            "errorType": "other",
+            "error": {"type": "other"},
             "revision": 0,
         }
         fallback = [e async for e in forge.processes.stream_logs(sc.setup_process_id, follow=False)]

@@ -247,7 +247,7 @@ def test_normalized_coding_agent_sample(name: str) -> None:
     assert log.metadata == {
         "entryType": "error_message",
         "index": 0,
-        "errorType": "other",
+        "error": {"type": "other"},
         "revision": 0,
     }
 
@@ -300,18 +300,59 @@ def general_path_only(decoder: Any) -> Any:
     return decoder
 
 
+#: entry_type values near the server's (tests/test_agent_schema.py has every variant)
+ENTRY_TYPES: list[Any] = [
+    {"type": "assistant_message"},
+    {"type": "assistant_message"},
+    {"type": "thinking"},
+    {"type": "assistant_message", "new_field": 1},
+    {"type": "tool_use", "tool_name": "Bash", "status": {"status": "success"}},
+    {
+        "type": "tool_use",
+        "tool_name": "Bash",
+        "action_type": {"action": "command_run", "command": "`ls`", "result": None},
+        "status": {"status": "created"},
+    },
+    {
+        "type": "tool_use",
+        "tool_name": "bash",
+        "action_type": {
+            "action": "command_run",
+            "command": "ls",
+            "result": {"exit_status": {"type": "exit_code", "code": 1}, "output": "x"},
+        },
+        "status": {"status": "failed"},
+    },
+    {
+        "type": "tool_use",
+        "tool_name": "edit",
+        "action_type": {"action": "file_edit", "path": "a", "changes": [{"action": "delete"}]},
+        "status": {"status": "pending_approval", "approval_id": "a1", "timeout_at": "t"},
+    },
+    {"type": "error_message", "error_type": {"type": "other"}},
+    {"type": "user_feedback", "denied_tool": "Edit"},
+    {"type": "mystery", "x_y": [1]},
+    {"type": 7},
+    "not an object",
+]
+
+
 def normalized_value(rng: random.Random) -> Any:
-    kind = rng.choice(["assistant_message", "thinking", "tool_use", "error_message", "mystery", 7])
     content: dict[str, Any] = {
         "timestamp": rng.choice([None, "2026-11-26T08:07:02.069Z", 5]),
-        "entry_type": {"type": kind, "tool_name": "Bash", "status": {"status": "success"}},
+        "entry_type": rng.choice(ENTRY_TYPES),
         "content": rng.choice(["hello", "hello", "world", "", None, 3]),
         "metadata": rng.choice([None, None, {"b": 1, "a": [2]}, deep(300)]),
     }
     for key in ("timestamp", "metadata", "content", "entry_type"):
         if rng.random() < 0.05:
             del content[key]
-    return {"type": rng.choice(["NORMALIZED_ENTRY"] * 8 + ["STDOUT"]), "content": content}
+    if rng.random() < 0.05:
+        content["future_key"] = "kept"
+    value = {"type": rng.choice(["NORMALIZED_ENTRY"] * 8 + ["STDOUT"]), "content": content}
+    if rng.random() < 0.03:
+        value["extra"] = True
+    return value
 
 
 def raw_value(rng: random.Random) -> Any:

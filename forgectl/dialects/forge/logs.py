@@ -17,7 +17,7 @@ from orjson import JSONDecodeError, loads
 from ...events import BACKLOG_END, Event, LogEntry, RawChunk, deep_json
 from ..patch import ops_of, split
 from .base import _ENTRIES_LEN, ENTRIES, MAX_AHEAD, PatchDecoder, _index
-from .schema import _PLAIN_KINDS, _STREAMS, _raw_line, normalize_entry
+from .schema import _STREAMS, _raw_line, entry_line, normalize_entry
 
 if TYPE_CHECKING:
     from ...diagnostics import Diagnostics
@@ -511,17 +511,18 @@ class ForgeRawAsLogsDecoder(ForgeRawDecoder):
 
 def _version_mark(doc: dict[str, Any]) -> int:
     """Identifies one version of a normalized entry, within this process, by what
-    changes between versions: its text, level, source (tool) and status (hashing
-    them costs a fraction of serializing the server's entry)."""
+    can change between versions: its text, level, source and everything under
+    ``metadata`` but its index and revision (an entry with nothing more, most of
+    them, is hashed without serializing anything)."""
     meta = doc["metadata"]
-    details = meta.get("details")
-    mark = hash((doc["message"], doc["level"], doc["source"], meta.get("status")))
-    if details is None:
+    mark = hash((doc["message"], doc["level"], doc["source"], meta["entryType"]))
+    if len(meta) == 3:  # entryType, index, revision
         return mark
+    rest = {k: v for k, v in meta.items() if k != "index" and k != "revision"}
     try:
-        text = orjson.dumps(details, option=orjson.OPT_SORT_KEYS)
+        text = orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # nested deeper than orjson writes
-        text = deep_json(details, sort_keys=True)
+        text = deep_json(rest, sort_keys=True)
     return hash((mark, text))
 
 
@@ -638,45 +639,31 @@ class ForgeLogsDecoder(_EntriesDecoder):
         self.gaps = []
 
     def next_added(self, value: Any) -> tuple[Event, ...] | None:
-        # normalize_entry() and entry() inlined, for an entry of a kind whose level
-        # and source follow from the kind alone (most of an agent's output).
+        # entry() for the next entry, added whole: the schema maps it (its first
+        # lines take the usual shape), the version mark and the hold inlined.
         try:
+            plain = value["type"] == "NORMALIZED_ENTRY" and len(value) == 2
             content = value["content"]
-            kind = content["entry_type"]["type"]
-            message = content["content"]
-            timestamp = content["timestamp"]
-            plain = (
-                _PLAIN_KINDS.get(kind)
-                if value["type"] == "NORMALIZED_ENTRY"
-                and content.get("metadata") is None
-                and type(message) is str
-                and (timestamp is None or type(timestamp) is str)
-                else None
-            )
         except (LookupError, TypeError):
             return None
-        if plain is None:
-            return None
-        level, source = plain
         crcs = self.crcs
         index = self.emitted
-        if len(crcs) != index:
+        if not plain or len(crcs) != index:
             return None
-        crcs.append(hash((message, level, source, None)))  # _version_mark(doc)
+        doc = entry_line(content, index)
+        if doc is None:
+            return None
+        meta = doc["metadata"]
+        crcs.append(
+            hash((doc["message"], doc["level"], doc["source"], meta["entryType"]))
+            if len(meta) == 3
+            else _version_mark(doc)
+        )
         self.emitted_to(index + 1)
         if self.tracking is not None:
             self.tracking[index] = self._frame
         pending = self.pending
-        self.pending = (
-            index,
-            {
-                "level": level,
-                "message": message,
-                "timestamp": timestamp,
-                "source": source,
-                "metadata": {"entryType": kind, "index": index, "revision": 0},
-            },
-        )
+        self.pending = (index, doc)
         if pending is None:
             return ()
         printed = self.printed
