@@ -18,7 +18,8 @@ How a stand-in picks its script (several sessions can run at once on one server)
 
 * **by marker** (the usual way): ``bed.add(script)`` returns a marker
   ``forgectl-session:<name>``; put it in the task's title or description. The server
-  passes the task text to the agent (on stdin for Claude Code, in argv for others),
+  passes the task text to the agent on its stdin (Claude Code: a stream-json ``user``
+  line; Codex and Gemini: inside a JSON-RPC request; no executor of 0.7.4 uses argv),
   and the stand-in looks for the marker in its argv and in every stdin line, whatever
   the executor's input format.
 * **from the queue**, when no marker arrives within ``MARKER_WAIT`` seconds (or stdin
@@ -57,7 +58,11 @@ MARKER_WAIT = 10.0
 
 #: A script: ``{"executor": name, "steps": [[at, stream, text], ...], "exit": code,
 #: "gate": bool}``. ``at`` is seconds from the start of play, ``stream`` is ``"out"``
-#: or ``"err"``; with ``gate`` the stand-in waits for :meth:`AgentBed.release` first.
+#: or ``"err"`` (``${cwd}`` in ``text`` is the agent's working directory), or a wait:
+#: ``"gate"`` (until :meth:`AgentBed.open` opens the gate named ``text``) or
+#: ``"await"`` (until the server writes a stdin line matching the regex ``text``),
+#: after which the schedule restarts; with ``gate`` the stand-in waits for
+#: :meth:`AgentBed.release` first.
 Script = dict[str, Any]
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
@@ -106,6 +111,10 @@ class AgentBed:
     def release(self, marker: str) -> None:
         """Let a gated session (``"gate": True``) start playing."""
         (self.root / "gates" / _name(marker)).touch()
+
+    def open(self, marker: str, gate: str) -> None:
+        """Open the gate named ``gate`` in the middle of a session (a ``gate`` step)."""
+        (self.root / "gates" / f"{_name(marker)}.{gate}").touch()
 
     def run_record(self, marker: str) -> dict[str, Any] | None:
         """What the stand-in that played ``marker`` recorded, or None if none has yet."""

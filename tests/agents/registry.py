@@ -12,7 +12,11 @@ Each module provides:
   protocol must answer; Claude Code's stream-json input needs no answer);
 * optionally ``is_prompt(line) -> bool``: this stdin line is the prompt, so a
   stand-in that has seen no marker by then claims a queued script at once instead of
-  waiting ``MARKER_WAIT`` seconds.
+  waiting ``MARKER_WAIT`` seconds;
+* optionally ``ENDED_BY_SIGNAL = True``: the server ends the agent by signals (Codex,
+  ACP), so the stand-in exits quietly on SIGINT/SIGTERM;
+* optionally ``fill(text) -> str``: fills in what the module learnt from stdin (an
+  id to answer) in each output step.
 
 To add an executor (Codex, Gemini, Amp, ...): write ``agents/<name>.py`` with those
 three names and a generator of its output format, and add it to ``EXECUTORS``.
@@ -27,6 +31,8 @@ from types import ModuleType
 #: executor name (as a script's ``"executor"`` names it) -> module
 EXECUTORS: dict[str, str] = {
     "claude": "agents.claude",
+    "codex": "agents.codex",
+    "gemini": "agents.gemini",
 }
 
 

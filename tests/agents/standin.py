@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,6 +30,20 @@ EXIT_REFUSED = 2
 
 class _Refused(Exception):
     pass
+
+
+class _Signalled(Exception):
+    """The server ended the agent by a signal (executors with ``ENDED_BY_SIGNAL``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _signalled(signum: int, frame: object) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the next one finds us leaving
+        signal.signal(sig, signal.SIG_IGN)
+    raise _Signalled(signum)
 
 
 class _Input:
@@ -63,6 +79,20 @@ class _Input:
         with self.changed:
             self.closed = True
             self.changed.notify_all()
+
+    def wait_line(self, pattern: str, timeout: float = GATE_WAIT) -> str:
+        """The first stdin line (of all read so far, and to come) matching ``pattern``."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                for line in self.lines:
+                    if regex.search(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or self.closed:
+                    raise _Refused(f"no stdin line matching {pattern!r} within {timeout} s")
+                self.changed.wait(left)
 
     def wait_marker(self, timeout: float) -> str | None:
         deadline = time.monotonic() + timeout
@@ -107,6 +137,12 @@ def _run(bed: Path, program: str, args: list[str]) -> int:
     if executor is None:
         raise _Refused("no executor module recognises this command line")
     out = _Output()
+    if getattr(registry.module(executor), "ENDED_BY_SIGNAL", False):
+        # The server ends this executor's turn by signalling its process group
+        # (SIGINT, SIGTERM, SIGKILL): leave quietly, as the real CLI does, or
+        # Python's KeyboardInterrupt traceback would become an error_message.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _signalled)
     stdin = _Input(executor, out)
     name = next((m.group(1) for a in args if (m := MARKER_RE.search(a))), None)
     if name is None:
@@ -131,12 +167,17 @@ def _run(bed: Path, program: str, args: list[str]) -> int:
         "picked_at": time.time(),
     }
     _write_atomic(bed / "runs" / f"{name}.json", record)
-    if script.get("gate"):
-        _wait_gate(bed / "gates" / name)
-    record["started_at"] = time.time()
-    _write_atomic(bed / "runs" / f"{name}.json", record)
-    _play(script, out)
-    code = int(script.get("exit", 0))
+    try:
+        if script.get("gate"):
+            _wait_gate(bed / "gates" / name)
+        record["started_at"] = time.time()
+        _write_atomic(bed / "runs" / f"{name}.json", record)
+        fill = getattr(registry.module(executor), "fill", None)
+        _play(script, out, stdin, bed / "gates" / name, fill)
+        code = int(script.get("exit", 0))
+    except _Signalled as ended:
+        record["signal"] = ended.signum
+        code = 0
     with stdin.changed:
         record["stdin"] = list(stdin.lines)
     record.update(ended_at=time.time(), exit=code)
@@ -163,8 +204,20 @@ def _wait_gate(gate: Path) -> None:
         time.sleep(0.005)
 
 
-def _play(script: dict[str, Any], out: _Output) -> None:
+def _play(
+    script: dict[str, Any],
+    out: _Output,
+    stdin: _Input,
+    gates: Path,
+    fill: Callable[[str], str] | None = None,
+) -> None:
+    """Steps ``[at, stream, text]``: ``out``/``err`` write ``text`` (``${cwd}`` is the
+    working directory, JSON-escaped; the executor module's ``fill(text)``, if it has
+    one, fills in what else it knows); ``gate`` waits for ``AgentBed.open(marker,
+    text)``; ``await`` waits for a stdin line matching the regex ``text``. After a
+    wait the schedule restarts: later steps keep their spacing."""
     steps: list[list[Any]] = script.get("steps", [])
+    cwd = json.dumps(os.getcwd())[1:-1]
     start = time.monotonic()
     i = 0
     while i < len(steps):
@@ -172,6 +225,14 @@ def _play(script: dict[str, Any], out: _Output) -> None:
         delay = start + at - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        if stream in ("gate", "await"):
+            if stream == "gate":
+                _wait_gate(gates.with_name(f"{gates.name}.{steps[i][2]}"))
+            else:
+                stdin.wait_line(str(steps[i][2]))
+            start = time.monotonic() - at
+            i += 1
+            continue
         # Steps already due on the same stream go out in one write, as a busy
         # program's buffered output would.
         now = time.monotonic() - start
@@ -180,7 +241,8 @@ def _play(script: dict[str, Any], out: _Output) -> None:
         while i < len(steps) and float(steps[i][0]) <= now and steps[i][1] == stream:
             text.append(str(steps[i][2]))
             i += 1
-        out.write(stream, "".join(text))
+        chunk = "".join(text).replace("${cwd}", cwd)
+        out.write(stream, fill(chunk) if fill is not None else chunk)
     end = float(script.get("end", 0.0))
     delay = start + end - time.monotonic()
     if delay > 0:
