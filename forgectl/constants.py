@@ -41,3 +41,7 @@ DEFAULT_FIRST_WAIT = 10.0
 #: default of websockets would cut them off; 256 MiB still stops a runaway peer from
 #: exhausting memory.
 MAX_MESSAGE_SIZE = 256 * 1024 * 1024
+
+#: ``logs --tool-output``: how much of a coding agent's tool output pretty mode shows
+#: (the first and last lines, all of it, none); see forgectl/output/agent.py.
+TOOL_OUTPUT_CHOICES = ("compact", "all", "none")

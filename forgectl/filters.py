@@ -58,12 +58,20 @@ def parse_levels(values: Iterable[str]) -> tuple[int | None, frozenset[str] | No
     return None, frozenset(names)
 
 
+NO_SERVER_TIMES = (
+    "--since needs the server's timestamps, and this stream's log entries have none "
+    "(the real Forge server sends none): use --tail N instead"
+)
+
+
 @dataclass
 class LogFilter:
     """``--level``, ``--source``, ``--grep`` and ``--since`` for log entries.
 
-    Entries without a timestamp inherit the last one seen (the real server leaves
-    many null); those before any timestamp are kept, since their age is unknown.
+    ``--since`` compares the server's timestamps. An entry without one inherits the
+    last one seen; an entry without one before any has been seen cannot be judged,
+    and ends the stream with a usage error (the real server 0.7.4 sends
+    ``timestamp: null`` for every entry: filtering would silently keep everything).
     """
 
     min_rank: int | None = None
@@ -88,7 +96,9 @@ class LogFilter:
                 self._last_time = moment
             else:
                 moment = self._last_time
-            if moment is not None and moment < self.since:
+            if moment is None:
+                raise UsageError(NO_SERVER_TIMES)
+            if moment < self.since:
                 return False
         level = event.level
         if self.min_rank is not None and LEVEL_RANK.get(level, 20) < self.min_rank:

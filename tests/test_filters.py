@@ -87,6 +87,17 @@ def test_source_grep_and_since_with_inherited_timestamps() -> None:
     assert info.value.param == "grep"
 
 
+def test_since_on_entries_without_server_times_is_a_usage_error() -> None:
+    """The real server sends ``timestamp: null``: --since must not keep everything
+    silently."""
+    keep = LogFilter(since=datetime(2030, 1, 1, tzinfo=UTC))
+    with pytest.raises(UsageError, match="--since needs the server's timestamps"):
+        keep(log("info", "no time", None, "assistant"))
+    assert keep(ProcessEvent({"type": "process_started"}))  # only log entries carry times
+    without = LogFilter(grep=compile_grep("x"))
+    assert without(log("info", "x", None, "assistant"))  # no --since: no question
+
+
 def test_raw_grep_works_on_whole_lines_across_chunks() -> None:
     lines = RawLineFilter(re.compile("keep"), ())
     out = [*lines(RawChunk(b"keep 1\ndrop\nkee")), *lines(RawChunk(b"p 2\ntail keep"))]

@@ -45,6 +45,7 @@ from forgectl import ForgeClient
 from forgectl.cli.main import cli
 from forgectl.errors import ExitCode
 from forgectl.events import DiffUpdate, LogEntry, ProcessEvent
+from forgectl.filters import NO_SERVER_TIMES
 from forgectl.stream import StreamOptions
 
 pytestmark = pytest.mark.timeout(90)
@@ -328,8 +329,11 @@ def test_filters_match_client_side_filtering(server: ForgeServer, sc: Scenario) 
     assert messages("--level", "warn") == [e["message"] for e in everything if e["level"] == "warn"]
     assert messages("--level", "error") == []
     assert messages("--source", "stderr") == sc.setup_stderr.splitlines()
-    # Script output has no timestamps: --since cannot tell their age and keeps them.
-    assert messages("--since", "1m") == every
+    # Script output has no timestamps: --since cannot tell their age, and says so.
+    since = run(server, "logs", sc.setup_process_id, "--since", "1m")
+    assert (since.returncode, since.stdout) == (2, "")
+    assert since.stderr.splitlines()[-1] == f"forgectl: error: {NO_SERVER_TIMES}"
+    assert since.stderr.count("error") == 1
     raw = run(server, "logs", sc.setup_process_id, "--raw", "--grep", "^line")
     assert raw.stdout == "line 1\nline 2\nline 3\n"
 

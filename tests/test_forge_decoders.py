@@ -349,7 +349,10 @@ def normalized_value(rng: random.Random) -> Any:
             del content[key]
     if rng.random() < 0.05:
         content["future_key"] = "kept"
-    value = {"type": rng.choice(["NORMALIZED_ENTRY"] * 8 + ["STDOUT"]), "content": content}
+    value: dict[str, Any] = {
+        "type": rng.choice(["NORMALIZED_ENTRY"] * 8 + ["STDOUT"]),
+        "content": content,
+    }
     if rng.random() < 0.03:
         value["extra"] = True
     return value

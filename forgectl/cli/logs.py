@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..events import LEVEL_ALIASES, LEVELS
+from ..constants import TOOL_OUTPUT_CHOICES
 from .app import Application, pass_app
 from .complete import complete_process_id
 from .options import (
@@ -84,7 +85,9 @@ Examples:
 @click.option(
     "--since",
     metavar="WHEN",
-    help="Only entries from this time on: a duration (30s, 10m, 2h, 1d) or an ISO time.",
+    help="Only entries from this time on: a duration (30s, 10m, 2h, 1d) or an ISO time. "
+    "Judged by the server's timestamps: a usage error on entries that have none (the "
+    "real server sends none).",
 )
 @click.option(
     "--tail",
@@ -97,7 +100,16 @@ Examples:
     "--timestamps",
     "-t",
     is_flag=True,
-    help="Prefix raw and pretty lines with the local time they arrived.",
+    help="Prefix raw and pretty lines with the local time they arrived (HH:MM:SS.mmm; "
+    "pretty lines show the server's own time only when it sends one).",
+)
+@click.option(
+    "--tool-output",
+    type=click.Choice(TOOL_OUTPUT_CHOICES),
+    default="compact",
+    show_default=True,
+    help="Pretty view of a coding agent: each tool call's output (and diff) cut to its "
+    "first and last lines, all of it, or none.",
 )
 @output_options
 @stream_options
@@ -117,6 +129,7 @@ def logs(
     since: str | None,
     tail: int | None,
     timestamps: bool,
+    tool_output: str,
     output: str | None,
     color: str,
 ) -> None:
@@ -160,7 +173,9 @@ def logs(
                 since=since,
                 tail=tail,
             )
-    renderer = app.renderer(mode, color, timestamps=timestamps, verbatim=verbatim)
+    renderer = app.renderer(
+        mode, color, timestamps=timestamps, verbatim=verbatim, tool_output=tool_output
+    )
 
     async def body() -> int:
         if not exit_status:

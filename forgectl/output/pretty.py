@@ -6,12 +6,17 @@ printing (:func:`forgectl.escape.escape`), and it is never parsed as rich markup
 
 from __future__ import annotations
 
+import asyncio
+import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from ..errors import OutputError
 from ..escape import escape
 from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
 from ..times import parse_time
-from .base import LineStamper, Renderer
+from .agent import AgentView, Block, is_agent_entry
+from .base import LineStamper, OutputClosed, Renderer
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,12 +38,16 @@ EVENT_STYLES = {
 }
 
 
-def _clock(value: Any) -> str:
-    """Local HH:MM:SS of a server timestamp; dashes when it has none."""
+def _clock(value: Any) -> str | None:
+    """Local HH:MM:SS of a server timestamp; None when it has none."""
     moment = parse_time(value)
     if moment is None:
-        return "--:--:--"
+        return None
     return moment.astimezone().strftime("%H:%M:%S")
+
+
+#: The width of a time column, for lines whose entry has no time of its own.
+_CLOCK_WIDTH = len("00:00:00 ")
 
 
 def make_console(out: BinaryIO, color: str) -> Console:
@@ -61,7 +70,15 @@ def make_console(out: BinaryIO, color: str) -> Console:
 
 
 class PrettyRenderer(Renderer):
-    """Log lines coloured by level, events as readable lines, diffs with colour."""
+    """Log lines coloured by level, events as readable lines, diffs with colour; a
+    coding agent's entries as :class:`~forgectl.output.agent.AgentView` shows them.
+
+    Times: a log line starts with the server's time (local ``HH:MM:SS``) when the
+    entry has one, and with nothing when it has none (the real server 0.7.4 sends
+    ``timestamp: null``); once one entry has had a time, later ones without keep the
+    column blank. ``timestamps`` prefixes each line with the local time it arrived
+    (``HH:MM:SS.mmm``, before the server's).
+    """
 
     def __init__(
         self,
@@ -71,6 +88,7 @@ class PrettyRenderer(Renderer):
         stat_only: bool = False,
         name_only: bool = False,
         timestamps: bool = False,
+        tool_output: str = "compact",
     ) -> None:
         super().__init__(out)
         self.console = make_console(self.out, color)
@@ -80,6 +98,8 @@ class PrettyRenderer(Renderer):
         self.name_only = name_only
         self.timestamps = timestamps
         self.stamper = LineStamper("%H:%M:%S.%f")
+        self.server_times = False  # an entry has had a time: keep its column
+        self.agent = AgentView(self._block, escape, tool_output=tool_output, schedule=self._later)
 
     def write(self, data: bytes) -> None:  # rich writes through its own file
         raise NotImplementedError
@@ -103,6 +123,12 @@ class PrettyRenderer(Renderer):
             self._failed(exc)
 
     def render(self, event: Event) -> None:
+        if self._gone is not None:  # a timer's print found stdout gone
+            raise self._gone
+        if isinstance(event, LogEntry) and is_agent_entry(event):
+            self.agent.show(event)
+            return
+        self.agent.release()  # whatever comes next, a held tool call goes first
         if isinstance(event, LogEntry):
             self._log(event)
         elif isinstance(event, ProcessEvent):
@@ -112,16 +138,57 @@ class PrettyRenderer(Renderer):
         elif isinstance(event, RawChunk):
             self._raw(event)
 
-    def _log(self, entry: LogEntry) -> None:
+    def close(self) -> None:
+        if self._gone is None:
+            self.agent.release()  # a tool call still held
+        super().close()
+
+    def _later(self, delay: float, callback: Callable[[], None]) -> Callable[[], None] | None:
+        """``callback`` in ``delay`` seconds on the running loop (None without one)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+
+        def run() -> None:
+            if self._gone is not None:
+                return
+            try:
+                callback()
+            except (OutputClosed, OutputError) as gone:  # the next render() raises it
+                self._gone = gone
+
+        return loop.call_later(delay, run).cancel
+
+    def _times(self, entry: LogEntry) -> Text:
+        """A log line's time columns: when it arrived (``-t``), when it happened."""
         from rich.text import Text
 
-        level = entry.level
-        style = LEVEL_STYLES.get(level, "default")
         line = Text()
         if self.timestamps:  # when it arrived, before when the server says it happened
             line.append(self.stamper.prefix(), style="dim")
-        line.append(_clock(entry.timestamp), style="dim")
-        line.append(" ")
+        clock = _clock(entry.timestamp)
+        if clock is not None:
+            self.server_times = True
+            line.append(clock + " ", style="dim")
+        elif self.server_times:
+            line.append(" " * _CLOCK_WIDTH)
+        return line
+
+    def _block(self, entry: LogEntry, block: Block) -> None:
+        from rich.text import Text
+
+        times = self._times(entry)
+        pad = " " * len(times.plain)
+        for n, text in enumerate(block.lines):
+            line = times if n == 0 else Text(pad)
+            line.append_text(text)
+            self._print(line)
+
+    def _log(self, entry: LogEntry) -> None:
+        level = entry.level
+        style = LEVEL_STYLES.get(level, "default")
+        line = self._times(entry)
         line.append(f"{level.upper():<7}", style=style)
         source = entry.source
         if source:
@@ -148,8 +215,10 @@ class PrettyRenderer(Renderer):
             or data.get("stoppedAt")
         )
         line = Text()
-        line.append(_clock(stamp), style="dim")
-        line.append(f" {icon} ", style=style)
+        clock = _clock(stamp)
+        if clock is not None:
+            line.append(clock + " ", style="dim")
+        line.append(f"{icon} ", style=style)
         line.append(
             f"{kind.removeprefix('process_') if kind.startswith('process_') else escape(kind):<9}",
             style=style,
@@ -234,8 +303,9 @@ class PrettyRenderer(Renderer):
         summary.append(
             f", {update.deletions} deletion{'s' if update.deletions != 1 else ''}(-)", style="red"
         )
-        if update.timestamp:
-            summary.append(f"  at {_clock(update.timestamp)}", style="dim")
+        clock = _clock(update.timestamp)
+        if clock is not None:
+            summary.append(f"  at {clock}", style="dim")
         self._print(summary)
 
     def _raw(self, chunk: RawChunk) -> None:
