@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,14 @@ from agents.oracle import diff_lines, lost, unmap
 
 from forgectl.diagnostics import Diagnostics
 from forgectl.dialects.forge import ForgeLogsDecoder
-from forgectl.dialects.forge.schema import camel, entry_line, normalize_entry
+from forgectl.dialects.forge.schema import (
+    _ACTION_SUBJECTS,
+    _ENTRY_KINDS,
+    _TOOL_LEVELS,
+    camel,
+    entry_line,
+    normalize_entry,
+)
 
 WT = "/var/tmp/automagik-forge/worktrees/678c-fix"
 
@@ -686,3 +694,30 @@ def test_unmap_sees_a_dropped_field() -> None:
     del bad["metadata"]["details"]
     assert lost(entry, bad)
     assert unmap(good)["entry_type"] == entry["entry_type"]
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_section() -> str:
+    return (
+        README.read_text(encoding="utf-8")
+        .split("## Agent sessions in JSON", 1)[1]
+        .split("\n## ", 1)[0]
+    )
+
+
+def test_the_readme_examples_are_what_the_schema_prints() -> None:
+    block = readme_section().split("```json\n", 1)[1].split("```", 1)[0]
+    examples = [json.loads(text) for text in block.strip().splitlines()]
+    assert len(examples) >= 4
+    for example in examples:
+        meta = example["metadata"]
+        value = {"type": "NORMALIZED_ENTRY", "content": unmap(example)}
+        assert normalize_entry(meta["index"], value, meta["revision"]) == example
+
+
+def test_the_readme_tables_name_every_kind_action_and_status() -> None:
+    section = readme_section()
+    for name in [*_ENTRY_KINDS, *_ACTION_SUBJECTS, "todo_management", "other", *_TOOL_LEVELS]:
+        assert f"`{name}`" in section, name

@@ -17,21 +17,25 @@ approval answered through REST. Three clients follow it from before it starts:
 
 from __future__ import annotations
 
+import os
 import re
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from agents import AgentBed, Script, claude_approvals, codex, gemini
+from agents import AgentBed, claude_approvals, codex, gemini
 from agents.oracle import diff_lines, lost
-from forge_bed import EXE, Cli, WsFollower, ops, wait_for
-from forge_server import TERMINAL_STATUSES, ForgeServer
+from forge_bed import EXE
+from forge_server import ForgeServer
 from forge_testing import BINARY, require_real_server
-from ptyrun import PtyRun
+from session_player import Played, Rule, call_is, play, status_of, tool_of
 
 from forgectl.dialects.forge.schema import entry_line
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 pytestmark = [pytest.mark.forge, pytest.mark.timeout(240)]
 
@@ -46,166 +50,6 @@ def server(bed: AgentBed) -> Iterator[ForgeServer]:
     require_real_server()
     with ForgeServer(BINARY, path_prefix=[bed.bin_dir]) as srv:
         yield srv
-
-
-# -- playing a session -----------------------------------------------------------------
-
-
-@dataclass
-class Rule:
-    """What the test does when an entry version matching ``when`` arrives: open a
-    gate of the stand-in, and/or answer the entry's pending approval."""
-
-    when: Callable[[dict[str, Any]], bool]
-    gate: str | None = None
-    answer: dict[str, Any] | None = None
-    fired: bool = False
-    response: tuple[int, str] | None = None
-
-
-@dataclass
-class Played:
-    process_id: str
-    record: dict[str, Any]
-    ops: list[dict[str, Any]]
-    json_lines: list[dict[str, Any]]
-    screen: str
-    rules: list[Rule]
-    stderr: dict[str, str] = field(default_factory=dict)
-
-    def versions(self) -> dict[int, list[dict[str, Any]]]:
-        """index → every version the server sent, in order."""
-        out: dict[int, list[dict[str, Any]]] = {}
-        for op in self.ops:
-            if op["op"] in ("add", "replace"):
-                index = int(op["path"].rsplit("/", 1)[1])
-                out.setdefault(index, []).append(op["value"]["content"])
-        return out
-
-    def finals(self) -> dict[int, dict[str, Any]]:
-        return {i: v[-1] for i, v in self.versions().items()}
-
-
-def tool_of(content: dict[str, Any]) -> dict[str, Any]:
-    et = content["entry_type"]
-    return et if et.get("type") == "tool_use" else {}
-
-
-def status_of(content: dict[str, Any]) -> Any:
-    return (tool_of(content).get("status") or {}).get("status")
-
-
-def status_in(line: dict[str, Any]) -> Any:
-    """The tool status of one of forgectl's JSON lines."""
-    return ((line.get("metadata") or {}).get("tool") or {}).get("status")
-
-
-def call_is(tool_id: str, status: str) -> Callable[[dict[str, Any]], bool]:
-    """A Claude tool call (by its ``tool_use`` id) in ``status``."""
-
-    def when(content: dict[str, Any]) -> bool:
-        details = content.get("metadata") or {}
-        return details.get("tool_call_id") == tool_id and status_of(content) == status
-
-    return when
-
-
-def play(
-    server: ForgeServer,
-    bed: AgentBed,
-    name: str,
-    script: Script,
-    profile: dict[str, str],
-    rules: list[Rule],
-    *,
-    opening: int,
-) -> Played:
-    """Run ``script`` as ``profile``'s agent; its first ``opening`` steps make an entry,
-    then it waits until every follower has printed that entry (so none joins late,
-    when the server may drop ops: tests/FORGE_NOTES.md) before it goes on."""
-    steps = list(script["steps"])
-    at = steps[opening - 1][0] if opening else 0.0
-    steps.insert(opening, [at, "gate", "followers"])
-    marker = bed.add({**script, "steps": steps, "gate": False}, name)
-    repo = server.make_repo(name)
-    project = server.create_project(name, repo)
-    task = server.create_task(project["id"], "Fix the login check", f"Scripted session {marker}")
-    attempt = server.api(
-        "POST",
-        "/api/task-attempts",
-        json={"task_id": task["id"], "executor_profile_id": profile, "base_branch": "main"},
-    )
-    proc = server.wait_for_process(
-        attempt["id"], "codingagent", {"running", *TERMINAL_STATUSES}, 20
-    )
-    assert proc["status"] == "running", (proc, bed.failures(), server.log_tail())
-    pid = proc["id"]
-    route = f"/api/execution-processes/{pid}/normalized-logs/ws"
-    plain = WsFollower(server.ws_url, route)
-    as_json = Cli(server.url, "logs", pid, "-f", "--json")
-    pretty = PtyRun([EXE, "-s", server.url, "logs", pid, "-f", "--color", "never"])
-    try:
-        wait_for(lambda: plain.frames, 30, f"the first entry ({bed.failures()})")
-        wait_for(as_json.json_lines, 30, "forgectl --json to print the first entry")
-        pretty.wait_for(bool, 30, "the first entry")
-        bed.open(marker, "followers")
-        waiting: list[tuple[Rule, str, int]] = []  # approvals to answer, the n-th asked
-        asked = 0
-        deadline = time.monotonic() + 120
-        seen = 0
-        while not plain.done.is_set():
-            assert time.monotonic() < deadline, (
-                f"no end of stream; {bed.failures()}\n{server.log_tail()}"
-            )
-            frames = list(plain.frames)
-            for op in ops(frames[seen:]):
-                value = op.get("value")
-                if not isinstance(value, dict) or value.get("type") != "NORMALIZED_ENTRY":
-                    continue
-                for rule in rules:
-                    if not rule.fired and rule.when(value["content"]):
-                        rule.fired = True
-                        if rule.gate is not None:
-                            bed.open(marker, rule.gate)
-                        if rule.answer is not None:
-                            approval = value["content"]["entry_type"]["status"]["approval_id"]
-                            asked += 1
-                            waiting.append((rule, approval, asked))
-            seen = len(frames)
-            # A person answers once the terminal asks (and so does the JSON): the
-            # pending version must reach both before the decision replaces it.
-            for rule, approval, n in list(waiting):
-                asked = pretty.text.count("APPROVAL NEEDED") >= n and (
-                    sum(status_in(line) == "pending_approval" for line in as_json.json_lines()) >= n
-                )
-                if asked:
-                    waiting.remove((rule, approval, n))
-                    r = server.request(
-                        "POST",
-                        f"/api/approvals/{approval}/respond",
-                        json={"execution_process_id": pid, "status": rule.answer},
-                    )
-                    rule.response = (r.status_code, r.text)
-            time.sleep(0.01)
-        assert plain.error is None, plain.error
-        assert as_json.wait(60) == 0, as_json.describe()
-        assert pretty.wait(60) == 0, f"{pretty.text}\n{pretty.stderr}"
-        end = server.wait_for_process(attempt["id"], "codingagent", TERMINAL_STATUSES, 30)
-    finally:
-        as_json.kill()
-        pretty.kill()
-        plain.stop()
-    record = bed.run_record(marker)
-    assert record is not None
-    return Played(
-        pid,
-        {**record, "process": end},
-        ops(plain.frames),
-        as_json.json_lines(),
-        pretty.text,
-        rules,
-        {"json": as_json.stderr, "pretty": pretty.stderr},
-    )
 
 
 # -- what every session must show --------------------------------------------------------
@@ -297,6 +141,40 @@ def check_screen(played: Played, expected: list[str]) -> None:
     ]
     for line in set(tool_lines):
         assert tool_lines.count(line) <= 2, (line, screen)
+
+
+def readme_recipes(server: ForgeServer, process_id: str) -> None:
+    """The README's jq recipes for agent sessions print what they say they do."""
+    recipes = [
+        line.split("  # real server")[0]
+        for line in README.read_text(encoding="utf-8").splitlines()
+        if line.endswith("  # real server")
+    ]
+    assert len(recipes) == 3
+    if shutil.which("jq") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("jq is not installed")
+        return
+    env = {
+        **os.environ,
+        "FORGE_URL": server.url,
+        "PATH": f"{Path(EXE).parent}:{os.environ['PATH']}",
+    }
+    out = []
+    for recipe in recipes:
+        done = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", recipe.replace("3f2a…", process_id)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert done.returncode == 0, (recipe, done.stderr)
+        out.append(done.stdout.splitlines())
+    commands, failed, edits = out
+    assert commands[:2] == ["bash -lc ls src", "bash -lc pytest -q"]
+    assert any('"exitCode":1' in line for line in failed)
+    assert any('"newPath":"b.py"' in line for line in edits) and len(edits) >= 5
 
 
 # -- the sessions ---------------------------------------------------------------------------
@@ -400,6 +278,7 @@ def test_codex_session_with_a_pending_patch_approval(server: ForgeServer, bed: A
     stdin = "".join(played.record["stdin"])
     assert '"decision":"denied"' in stdin and '"decision":"abort"' in stdin
     assert "User feedback: Keep the old config" in stdin
+    readme_recipes(server, played.process_id)
     check_screen(
         played,
         [

@@ -37,6 +37,7 @@ MONITOR_IDS = {**IDS, "8c1e…": str(SPEC_PROCESS_STARTED["taskAttemptId"])}
 NOT_HERE = {
     "# hidden prompt": "a terminal to type the token at",
     "git apply": "the spec's example diff is an excerpt, not a whole patch",
+    "# real server": "an agent's tool calls (tests/test_agent_sessions.py runs them)",
 }
 SERVER = "https://forge.example.com"
 #: Examples that follow a live stream until interrupted.
@@ -49,8 +50,9 @@ def _shell_examples() -> list[str]:
     for block in blocks:
         for line in block.splitlines():
             command = line.split("  #", 1)[0].strip()
-            if "# hidden prompt" in line:
-                command += "  # hidden prompt"
+            for marker in ("# hidden prompt", "# real server"):
+                if marker in line:
+                    command += f"  {marker}"
             if command.startswith(("forgectl ", "echo ")) and "forgectl" in command:
                 lines.append(command)
     return lines

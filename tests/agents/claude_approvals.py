@@ -158,16 +158,15 @@ def full_session() -> tuple[claude.Session, Script, dict[str, tuple[str, str, di
     for n, (name, (gate, answer)) in enumerate(APPROVALS.items(), 1):
         tool = EDIT if name == "Edit" else APPROVED_BASH
         tool_id = next(
-            i
-            for i, called in calls.items()
-            if called == name and _input_of(script, i) == tool.input
+            i for i, called in calls.items() if called == name and input_of(script, i) == tool.input
         )
         script = with_approval(script, tool_id, gate, n)
         approvals[tool_id] = (name, gate, answer)
     return session, script, approvals
 
 
-def _input_of(script: Script, tool_id: str) -> Any:
+def input_of(script: Script, tool_id: str) -> Any:
+    """The input of call ``tool_id`` in a :func:`claude.script`."""
     for _, stream, text in script["steps"]:
         if stream == "out" and f'"id": "{tool_id}"' in text:
             line = json.loads(text)
