@@ -235,3 +235,24 @@ def test_plain_log_lines_have_no_placeholder_time_either() -> None:
         {"level": "info", "message": "m", "timestamp": "2024-01-15T10:30:00Z", "source": "s"}
     )
     assert re.fullmatch(r"\d\d:\d\d:\d\d INFO    s  m\n", screen(documented))
+
+
+async def test_a_call_streaming_output_is_shown_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Codex streams a command's output into its entry: each new version of a held call
+    takes its place, but does not restart the wait."""
+    monkeypatch.setattr(agent, "HOLD", 0.2)
+    out = io.BytesIO()
+    renderer = PrettyRenderer(out, color="never")
+    running = copy.deepcopy(ENTRIES["command_run running (codex)"])
+    started = time.monotonic()
+    n = 0
+    while out.getvalue() == b"" and time.monotonic() - started < 10:
+        n += 1
+        running["entry_type"]["action_type"]["result"]["output"] = f"line {n}"
+        entry = line(running, 0)
+        entry.data["metadata"]["revision"] = n
+        renderer.render(entry)
+        await asyncio.sleep(0.02)
+    assert time.monotonic() - started < 5  # shown after HOLD, not when it stops changing
+    assert out.getvalue().decode().startswith("• $ rm -rf build\n  │ line ")
+    renderer.close()

@@ -85,7 +85,7 @@ class _Shown:
     """What the terminal shows of one entry (by ``metadata.index``)."""
 
     head: str = ""  # the tool call's line, or the text, as printed
-    body: str = ""  # its output / diff, as printed
+    body: int = 0  # a hash of its output / diff as printed (0: none)
     pending: bool = False  # it waited for an approval
 
 
@@ -101,7 +101,7 @@ class AgentView:
 
     ``emit(entry, block)`` prints a block; ``schedule(delay, callback)`` runs
     ``callback`` later and returns a function cancelling it (None: no timer, a held
-    call waits for the next entry or :meth:`flush`).
+    call waits for the next entry or :meth:`release`).
     """
 
     def __init__(
@@ -127,11 +127,9 @@ class AgentView:
     def show(self, entry: LogEntry) -> None:
         meta = entry.metadata or {}
         index = meta.get("index")
-        held = self.held
-        if held is not None and (held.metadata or {}).get("index") != index:
+        again = self.held is not None and _index(self.held) == index
+        if self.held is not None and not again:
             self.release()
-        elif held is not None:
-            self._unhold()
         tool = meta.get("tool")
         if (
             meta.get("entryType") == "tool_use"
@@ -139,15 +137,19 @@ class AgentView:
             and tool.get("status") == "created"
             and isinstance(index, int)
         ):
+            # Held until it settles; a newer version still running (output streaming
+            # in) takes its place but not a new delay: a long command shows in time.
             self.held = entry
-            if self.schedule is not None:
-                self._cancel = self.schedule(HOLD, self._expired(entry))
+            if not again and self.schedule is not None:
+                self._cancel = self.schedule(HOLD, self._expired(index))
             return
+        if again:
+            self._unhold()
         self._print(entry)
 
-    def _expired(self, entry: LogEntry) -> Callable[[], None]:
+    def _expired(self, index: int) -> Callable[[], None]:
         def fire() -> None:
-            if self.held is entry:
+            if self.held is not None and _index(self.held) == index:
                 self._cancel = None
                 self.release()
 
@@ -165,8 +167,6 @@ class AgentView:
         if held is not None:
             self._unhold()
             self._print(held)
-
-    flush = release
 
     # -- printing ----------------------------------------------------------------------
 
@@ -514,5 +514,9 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _plain(lines: list[Text]) -> str:
-    return "\n".join(line.plain for line in lines)
+def _plain(lines: list[Text]) -> int:
+    return hash("\n".join(line.plain for line in lines)) if lines else 0
+
+
+def _index(entry: LogEntry) -> Any:
+    return (entry.metadata or {}).get("index")
