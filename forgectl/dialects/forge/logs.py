@@ -512,12 +512,13 @@ class ForgeRawAsLogsDecoder(ForgeRawDecoder):
 def _version_mark(doc: dict[str, Any]) -> int:
     """Identifies one version of a normalized entry, within this process, by what
     can change between versions: its text, level, source and everything under
-    ``metadata`` but its index and revision (an entry with nothing more, most of
-    them, is hashed without serializing anything)."""
+    ``metadata`` but its index and revision. An entry with nothing more (most of
+    them) is hashed without serializing anything: its kind alone gives its level and
+    source."""
     meta = doc["metadata"]
-    mark = hash((doc["message"], doc["level"], doc["source"], meta["entryType"]))
     if len(meta) == 3:  # entryType, index, revision
-        return mark
+        return hash((doc["message"], meta["entryType"]))
+    mark = hash((doc["message"], doc["level"], doc["source"]))
     rest = {k: v for k, v in meta.items() if k != "index" and k != "revision"}
     try:
         text = orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)
@@ -655,9 +656,7 @@ class ForgeLogsDecoder(_EntriesDecoder):
             return None
         meta = doc["metadata"]
         crcs.append(
-            hash((doc["message"], doc["level"], doc["source"], meta["entryType"]))
-            if len(meta) == 3
-            else _version_mark(doc)
+            hash((doc["message"], meta["entryType"])) if len(meta) == 3 else _version_mark(doc)
         )
         self.emitted_to(index + 1)
         if self.tracking is not None:
