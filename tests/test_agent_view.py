@@ -145,6 +145,12 @@ def test_server_text_is_escaped() -> None:
     assert "echo \\x1b[31mred" in text
     name = content({"type": "user_feedback", "denied_tool": "E\x1bdit"}, "no\x9b")
     assert screen(line(name)) == "✋ E\\x1bdit denied: no\\x9b\n"
+    usage = content({"type": "token_usage_info", "total_tokens": "\x1b[5m", "x\x07": 1}, "")
+    assert "\x1b" not in screen(line(usage)) and "\\x1b[5m" in screen(line(usage))
+    nxt = content({"type": "next_action", "failed\x1b": "\x07"}, "")
+    assert screen(line(nxt)) == "· next: failed\\x1b \\x07\n"
+    odd = content({"type": "k\x1bnd"}, "t")
+    assert screen(line(odd)) == "· [k\\x1bnd] t\n"
 
 
 def test_a_tool_call_prints_once_it_settles() -> None:

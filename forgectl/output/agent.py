@@ -236,11 +236,13 @@ class AgentView:
             head, style = Text(label, style="bold red"), "red"
         elif kind == "token_usage_info":
             usage = _dict(meta.get("usage"))
-            text = f"tokens: {usage.get('totalTokens')} of {usage.get('modelContextWindow')}"
+            text = self.escape(
+                f"tokens: {usage.get('totalTokens')} of {usage.get('modelContextWindow')}"
+            )
             head, style = Text("· ", style="dim"), "dim"
         elif kind == "next_action":
             data = _dict(meta.get("nextAction"))
-            text = "next: " + ", ".join(f"{k} {self.escape(str(v))}" for k, v in data.items())
+            text = self.escape("next: " + ", ".join(f"{k} {v}" for k, v in data.items()))
             head, style = Text("· ", style="dim"), "dim"
         else:  # system_message, and kinds this view does not know
             known = kind in ("system_message", "user_answered_questions")
