@@ -24,11 +24,12 @@ as it is with websockets' sans-I/O protocol alone.
 
 from __future__ import annotations
 
+import io
+
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
-from websockets.typing import BytesLike
 
 _OPEN = State.OPEN
 _CONNECTING = State.CONNECTING
@@ -55,7 +56,7 @@ class FrameReader:
     """
 
     __slots__ = (
-        "collected",
+        "body",
         "direct",
         "fragments",
         "frames",
@@ -65,8 +66,6 @@ class FrameReader:
         "max_size",
         "need",
         "owed",
-        "partial",
-        "parts",
         "probe",
         "ws",
     )
@@ -83,9 +82,10 @@ class FrameReader:
         self.held = b""
         #: A common frame being collected: its header, its payload so far, and
         #: how many payload bytes are still to come (0: none being collected).
+        #: The payload is written into a BytesIO, whose getvalue() hands over
+        #: its own buffer: a 64 MiB message is held once, not twice.
         self.header = b""
-        self.parts: list[bytes] = []
-        self.collected = 0
+        self.body: io.BytesIO | None = None
         self.need = 0
         #: A frame websockets is reading: bytes of it still to pass on, and
         #: while its header is incomplete, the header bytes passed on so far.
@@ -94,13 +94,16 @@ class FrameReader:
         #: Whole frames websockets parsed (pongs, closes, fragments...): with the
         #: messages, whether the peer said anything whole.
         self.frames = 0
-        #: A fragmented message websockets is delivering, and its size so far.
-        self.fragments: list[BytesLike] = []
-        self.partial = 0
+        #: A fragmented message websockets is delivering.
+        self.fragments: io.BytesIO | None = None
 
     def pending(self) -> int:
         """Bytes received towards a message not yet complete."""
-        return len(self.ws.reader.buffer) + len(self.held) + self.collected + self.partial
+        size = len(self.ws.reader.buffer) + len(self.held)
+        for body in (self.body, self.fragments):
+            if body is not None:
+                size += body.tell()
+        return size
 
     # -- bytes in ------------------------------------------------------------------
 
@@ -116,14 +119,15 @@ class FrameReader:
         pos = 0
         if self.need:  # the rest of a common frame (websockets never saw its start)
             need = self.need
+            body = self.body
+            assert body is not None
             if len(data) < need:
-                self.parts.append(data)
-                self.collected += len(data)
+                body.write(data)
                 self.need = need - len(data)
                 return 0
-            self.parts.append(data[:need] if need < len(data) else data)
-            message = b"".join(self.parts)
-            self.header, self.parts, self.collected, self.need = b"", [], 0, 0
+            body.write(memoryview(data)[:need] if need < len(data) else data)
+            message = body.getvalue()
+            self.header, self.body, self.need = b"", None, 0
             out.append(message)
             size = len(message)
             pos = need
@@ -175,8 +179,9 @@ class FrameReader:
         self.head = None
         size = 0
         if self.need:
-            pieces = [self.header, *self.parts]
-            self.header, self.parts, self.collected, self.need = b"", [], 0, 0
+            assert self.body is not None
+            pieces = [self.header, self.body.getvalue()]
+            self.header, self.body, self.need = b"", None, 0
             for piece in pieces:
                 size += self._to_ws(piece, out)
         elif self.held:
@@ -224,8 +229,8 @@ class FrameReader:
                         continue
                     # Longer than this read: collect the payload, join it once.
                     self.header = data[pos:start]
-                    self.parts = [data[start:]]
-                    self.collected = end - start
+                    body = self.body = io.BytesIO()
+                    body.write(memoryview(data)[start:])
                     self.need = stop - end
                     return size
             # Not the common frame: websockets reads it.
@@ -296,19 +301,17 @@ class FrameReader:
                     out.append(message)
                     size += len(message)
                 else:
-                    self.fragments = [payload]
-                    self.partial = len(payload)
+                    self.fragments = io.BytesIO()
+                    self.fragments.write(payload)
             elif opcode is _CONT:
-                payload = event.data
-                self.fragments.append(payload)
+                fragments = self.fragments
+                assert fragments is not None  # else websockets refused the frame
+                fragments.write(event.data)
                 if event.fin:
-                    message = b"".join(self.fragments)
-                    self.fragments = []
-                    self.partial = 0
+                    message = fragments.getvalue()
+                    self.fragments = None
                     out.append(message)
                     size += len(message)
-                else:
-                    self.partial += len(payload)
         return size
 
 
