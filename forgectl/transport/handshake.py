@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from typing import TYPE_CHECKING
 
 from ..errors import (
     AuthError,
@@ -23,8 +24,18 @@ from ..errors import (
     UsageError,
 )
 
+if TYPE_CHECKING:
+    from .endpoint import Endpoint
 
-def describe_os_error(exc: BaseException) -> str:
+#: OpenSSL's verify codes that no CA file can cure.
+_NOT_YET_VALID = 9
+_EXPIRED = 10
+_HOSTNAME_MISMATCH = 62
+_IP_ADDRESS_MISMATCH = 64
+
+
+def describe_os_error(exc: BaseException, cacert: str | None = None) -> str:
+    """What went wrong, in a few words; ``cacert``: the CA file in use, if any."""
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, ConnectionResetError):
@@ -32,9 +43,7 @@ def describe_os_error(exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve host ({exc.strerror or exc})"
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return (
-            f"TLS certificate not trusted ({exc.verify_message}); use --cacert FILE or --insecure"
-        )
+        return _certificate(exc, cacert)
     if isinstance(exc, ssl.SSLError):
         return f"TLS error ({exc.reason or exc})"
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
@@ -44,8 +53,31 @@ def describe_os_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def connect_error(url: str, exc: BaseException) -> ConnectError:
-    reason = describe_os_error(exc)
+def _certificate(exc: ssl.SSLCertVerificationError, cacert: str | None) -> str:
+    """Why the server's certificate was refused, and what can help given what was
+    already tried: a CA file cures an unknown issuer, never a wrong name or date."""
+    why = exc.verify_message or exc.reason or str(exc)
+    code = exc.verify_code
+    if code in (_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH):
+        return (
+            f"TLS certificate is not for this host ({why}); connect with a name "
+            "the certificate lists, or use --insecure"
+        )
+    if code in (_NOT_YET_VALID, _EXPIRED):
+        return (
+            f"TLS certificate not valid now ({why}); check the server's certificate "
+            "and this machine's clock, or use --insecure"
+        )
+    if cacert:
+        return (
+            f"TLS certificate not trusted ({why}): it is not signed by the CA in "
+            f"{cacert}; check that file, or use --insecure"
+        )
+    return f"TLS certificate not trusted ({why}); use --cacert FILE or --insecure"
+
+
+def connect_error(url: str, exc: BaseException, cacert: str | None = None) -> ConnectError:
+    reason = describe_os_error(exc, cacert)
     hint = " — is Forge running?" if isinstance(exc, ConnectionRefusedError) else ""
     tls = url.startswith(("wss:", "https:"))
     if (
@@ -99,7 +131,11 @@ def _snippet(body: bytes, content_type: str) -> str:
 
 
 def handshake_error(
-    exc: BaseException, shown: str, what: str, open_timeout: float
+    exc: BaseException,
+    shown: str,
+    what: str,
+    open_timeout: float,
+    cacert: str | None = None,
 ) -> ForgeError | None:
     """The :class:`ForgeError` for a failed WebSocket opening (None: not a known
     failure, let it propagate). Shared by both transports, so that they fail alike."""
@@ -136,5 +172,33 @@ def handshake_error(
             f"{open_timeout:g} s (--open-timeout)"
         )
     if isinstance(exc, OSError):
-        return connect_error(shown, exc)
+        return connect_error(shown, exc, cacert)
     return None
+
+
+async def speaks_tls_instead(endpoint: Endpoint, shown: str) -> ForgeError | None:
+    """For a plain ``http://`` server whose answer was not HTTP (or none at all):
+    the error to give if that port completes a TLS handshake, else None.
+
+    A TLS server given plain HTTP just hangs up (or sends an alert), which reads
+    as a bad handshake; one TLS handshake, certificate unchecked (nothing is sent
+    over it), tells which it is."""
+    server = endpoint.server
+    if server.tls:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(min(endpoint.open_timeout, 1.0)):
+            transport, _ = await loop.create_connection(
+                asyncio.Protocol, server.host, server.port, ssl=ctx, server_hostname=server.host
+            )
+    except (OSError, TimeoutError):
+        return None
+    transport.abort()
+    https = "https://" + server.url.split("://", 1)[1]
+    return FatalConnectError(
+        f"cannot connect to {shown}: the server speaks TLS on port {server.port}; use {https}"
+    )

@@ -26,7 +26,7 @@ import os
 from collections.abc import Awaitable, Callable
 
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidMessage, InvalidStatus
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
 from websockets.protocol import State
 from websockets.uri import parse_uri
@@ -35,7 +35,7 @@ from ..constants import MAX_MESSAGE_SIZE
 from .base import Channel, record_close
 from .endpoint import Endpoint, user_agent
 from .frames import FrameReader
-from .handshake import handshake_error
+from .handshake import handshake_error, speaks_tls_instead
 
 #: Pause reading while this many bytes of complete messages await the consumer.
 HIGH_WATER = 1 << 20
@@ -297,8 +297,10 @@ async def open_sansio(
             raise
         if isinstance(exc, InvalidStatus) and 300 <= exc.response.status_code < 400:
             raise Redirected(str(exc)) from None
-        error = handshake_error(exc, shown, what, endpoint.open_timeout)
+        error = handshake_error(exc, shown, what, endpoint.open_timeout, endpoint.cacert)
         if error is None:
             raise
+        if isinstance(exc, InvalidMessage):  # not HTTP: perhaps TLS, spoken to in plain
+            error = await speaks_tls_instead(endpoint, shown) or error
         raise error from None
     return SansIOChannel(link)
