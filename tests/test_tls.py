@@ -33,7 +33,9 @@ from websockets.server import ServerProtocol
 
 from forgectl.cli.main import cli
 from forgectl.constants import ENV_TRANSPORT
-from forgectl.errors import ExitCode
+from forgectl.errors import ExitCode, FatalConnectError
+from forgectl.transport import Endpoint, rest
+from forgectl.urls import parse_server
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -342,3 +344,15 @@ def test_plain_http_to_a_plain_server_that_hangs_up_is_still_a_bad_handshake(
         loop.run_until_complete(server.wait_closed())
         loop.close()
     assert "bad handshake" in line and "TLS" not in line
+
+
+def test_rest_lookups_over_plain_http_to_a_tls_port_say_use_https(
+    certs: dict[str, tuple[Path, Path]],
+) -> None:
+    cert, key = certs["good"]
+    with TLSServer(cert, key, ANSWERS["401"]) as srv:
+        endpoint = Endpoint(parse_server(f"http://127.0.0.1:{srv.port}"), open_timeout=5)
+        with pytest.raises(FatalConnectError, match="the server speaks TLS on port"):
+            asyncio.run(rest.get(endpoint, "/api/health"))
+        tls = Endpoint(parse_server(f"https://127.0.0.1:{srv.port}"), cacert=str(cert))
+        assert asyncio.run(rest.get(tls, "/api/health"))[0] == 401  # and over TLS, HTTP
