@@ -96,7 +96,7 @@ class _Link(asyncio.Protocol):
         return False  # the transport closes itself: connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._read(None)  # idempotent: the protocol is CLOSED afterwards
+        self._read(None, send=False)  # idempotent: the protocol is CLOSED afterwards
         if not self.opened.done():
             self.opened.set_exception(
                 self.ws.handshake_exc
@@ -113,7 +113,7 @@ class _Link(asyncio.Protocol):
 
     # -- our side ------------------------------------------------------------------
 
-    def _read(self, data: bytes | None) -> None:
+    def _read(self, data: bytes | None, *, send: bool = True) -> None:
         """Bytes (None: the end of the stream) through the reader: settle the
         handshake, hand over the messages, then send the protocol's answers
         (pongs, the close echo, EOF).
@@ -145,6 +145,8 @@ class _Link(asyncio.Protocol):
                 self.paused = True
                 assert self.transport is not None
                 self.transport.pause_reading()
+        if not send:  # the connection is gone: nothing to answer, nothing to time
+            return
         if self.ws.close_expected() and self.close_timer is None:
             self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.abort)
         self.flush()
