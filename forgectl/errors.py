@@ -61,6 +61,9 @@ class Hint(enum.Enum):
 
     #: The certificate is not trusted: a CA bundle (``cacert``), or no verification.
     TRUST = "trust"
+    #: The certificate is refused for what a CA bundle cannot cure (a name, a date,
+    #: or the bundle given did not sign it): only no verification helps.
+    INSECURE = "insecure"
     #: The server wants a token, or refused the one given.
     TOKEN = "token"
     #: The handshake did not complete in time: a longer open timeout may help.

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import ClassVar
 
-from .errors import InvalidValue
+from .errors import InvalidValue, UsageError
 from .events import LEVEL_ALIASES, LEVEL_RANK, LEVELS, Event, LogEntry, ProcessEvent, RawChunk
 from .times import parse_time
 

@@ -25,6 +25,8 @@ def phrase(error: ForgeError, api: str) -> str:
 def _advice(hint: Hint | None, api: str) -> str:
     if hint is Hint.TRUST:
         return "; use --cacert FILE or --insecure"
+    if hint is Hint.INSECURE:
+        return ", or use --insecure"
     if hint is Hint.TOKEN:
         return f"; run `forgectl login` or set {ENV_TOKEN}"
     if hint is Hint.OPEN_TIMEOUT:

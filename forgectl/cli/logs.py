@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..events import LEVEL_ALIASES, LEVELS
 from ..constants import TOOL_OUTPUT_CHOICES
+from ..events import LEVEL_ALIASES, LEVELS
 from .app import Application, pass_app
 from .complete import complete_process_id
 from .options import (

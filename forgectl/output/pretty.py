@@ -7,7 +7,6 @@ printing (:func:`forgectl.escape.escape`), and it is never parsed as rich markup
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 

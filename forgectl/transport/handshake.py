@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from typing import TYPE_CHECKING
 
 from ..errors import (
     AuthError,
@@ -25,8 +26,18 @@ from ..errors import (
 )
 from ..escape import escape_line
 
+if TYPE_CHECKING:
+    from .endpoint import Endpoint
 
-def describe_os_error(exc: BaseException) -> str:
+#: OpenSSL's verify codes that no CA file can cure.
+_NOT_YET_VALID = 9
+_EXPIRED = 10
+_HOSTNAME_MISMATCH = 62
+_IP_ADDRESS_MISMATCH = 64
+
+
+def describe_os_error(exc: BaseException, cacert: str | None = None) -> str:
+    """What went wrong, in a few words; ``cacert``: the CA file in use, if any."""
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, ConnectionResetError):
@@ -34,7 +45,7 @@ def describe_os_error(exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve host ({exc.strerror or exc})"
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate not trusted ({exc.verify_message})"
+        return _certificate(exc, cacert)
     if isinstance(exc, ssl.SSLError):
         return f"TLS error ({exc.reason or exc})"
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
@@ -44,8 +55,42 @@ def describe_os_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def connect_error(url: str, exc: BaseException) -> ConnectError:
-    reason = describe_os_error(exc)
+def _certificate(exc: ssl.SSLCertVerificationError, cacert: str | None) -> str:
+    """Why the server's certificate was refused, given what was already tried (the
+    flags that can help are the command line's: see :func:`_trust_hint`)."""
+    why = exc.verify_message or exc.reason or str(exc)
+    code = exc.verify_code
+    if code in (_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH):
+        return f"TLS certificate is not for this host ({why}); connect with a name it lists"
+    if code in (_NOT_YET_VALID, _EXPIRED):
+        return (
+            f"TLS certificate not valid now ({why}); check the server's certificate "
+            "and this machine's clock"
+        )
+    if cacert:
+        return (
+            f"TLS certificate not trusted ({why}): it is not signed by the CA in "
+            f"{cacert}; check that file"
+        )
+    return f"TLS certificate not trusted ({why})"
+
+
+def _trust_hint(exc: BaseException, cacert: str | None) -> Hint | None:
+    """A CA file cures an unknown issuer (unless one was given), never a wrong
+    name or date: then only skipping verification helps."""
+    if not isinstance(exc, ssl.SSLCertVerificationError):
+        return None
+    unknown_issuer = exc.verify_code not in (
+        _HOSTNAME_MISMATCH,
+        _IP_ADDRESS_MISMATCH,
+        _NOT_YET_VALID,
+        _EXPIRED,
+    )
+    return Hint.TRUST if unknown_issuer and not cacert else Hint.INSECURE
+
+
+def connect_error(url: str, exc: BaseException, cacert: str | None = None) -> ConnectError:
+    reason = describe_os_error(exc, cacert)
     hint = " — is Forge running?" if isinstance(exc, ConnectionRefusedError) else ""
     tls = url.startswith(("wss:", "https:"))
     if (
@@ -58,8 +103,7 @@ def connect_error(url: str, exc: BaseException) -> ConnectError:
         cls: type[ConnectError] = FatalConnectError
     else:
         cls = ConnectError
-    trust = Hint.TRUST if isinstance(exc, ssl.SSLCertVerificationError) else None
-    return cls(f"cannot connect to {url}: {reason}{hint}", url=url, hint=trust)
+    return cls(f"cannot connect to {url}: {reason}{hint}", url=url, hint=_trust_hint(exc, cacert))
 
 
 def status_error(url: str, status: int, content_type: str, body: bytes, what: str) -> ForgeError:
@@ -111,7 +155,11 @@ def _snippet(body: bytes, content_type: str) -> str:
 
 
 def handshake_error(
-    exc: BaseException, shown: str, what: str, open_timeout: float
+    exc: BaseException,
+    shown: str,
+    what: str,
+    open_timeout: float,
+    cacert: str | None = None,
 ) -> ForgeError | None:
     """The :class:`ForgeError` for a failed WebSocket opening (None: not a known
     failure, let it propagate). Shared by both transports, so that they fail alike."""
@@ -152,5 +200,33 @@ def handshake_error(
             hint=Hint.OPEN_TIMEOUT,
         )
     if isinstance(exc, OSError):
-        return connect_error(shown, exc)
+        return connect_error(shown, exc, cacert)
     return None
+
+
+async def speaks_tls_instead(endpoint: Endpoint, shown: str) -> ForgeError | None:
+    """For a plain ``http://`` server whose answer was not HTTP (or none at all):
+    the error to give if that port completes a TLS handshake, else None.
+
+    A TLS server given plain HTTP just hangs up (or sends an alert), which reads
+    as a bad handshake; one TLS handshake, certificate unchecked (nothing is sent
+    over it), tells which it is."""
+    server = endpoint.server
+    if server.tls:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(min(endpoint.open_timeout, 1.0)):
+            transport, _ = await loop.create_connection(
+                asyncio.Protocol, server.host, server.port, ssl=ctx, server_hostname=server.host
+            )
+    except (OSError, TimeoutError):
+        return None
+    transport.abort()
+    https = "https://" + server.url.split("://", 1)[1]
+    return FatalConnectError(
+        f"cannot connect to {shown}: the server speaks TLS on port {server.port}; use {https}"
+    )

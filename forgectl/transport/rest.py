@@ -12,7 +12,7 @@ import orjson
 from ..errors import ProtocolError
 from ..escape import escape_line
 from .endpoint import Endpoint, user_agent
-from .handshake import connect_error, status_error
+from .handshake import connect_error, speaks_tls_instead, status_error
 from .proxy import proxy_applies, refuse_plaintext_proxy
 
 if TYPE_CHECKING:
@@ -77,7 +77,10 @@ async def fetch(
             async with asyncio.timeout(limit):
                 return await _get(endpoint, url)
         except (OSError, TimeoutError) as exc:
-            raise connect_error(shown, exc) from None
+            error = connect_error(shown, exc, endpoint.cacert)
+            if isinstance(exc, _BadAnswer):  # not HTTP: perhaps TLS, spoken to in plain
+                raise await speaks_tls_instead(endpoint, shown) or error from None
+            raise error from None
     import httpx
 
     try:
@@ -89,7 +92,11 @@ async def fetch(
                 response.content,
             )
     except httpx.TransportError as exc:
-        raise connect_error(shown, root_cause(exc)) from None
+        raise connect_error(shown, root_cause(exc), endpoint.cacert) from None
+
+
+class _BadAnswer(ConnectionError):
+    """The server's answer was not HTTP, or was cut short."""
 
 
 #: The most of a REST answer read (a look-up's answer is small; an error page is cut).
@@ -123,7 +130,7 @@ async def _get(endpoint: Endpoint, url: str) -> tuple[int, str, bytes]:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError:
-                raise ConnectionError("bad HTTP answer (not HTTP, or cut short)") from None
+                raise _BadAnswer("bad HTTP answer (not HTTP, or cut short)") from None
             if event is h11.NEED_DATA:
                 data = await reader.read(65536)
                 conn.receive_data(data)
@@ -140,7 +147,7 @@ async def _get(endpoint: Endpoint, url: str) -> tuple[int, str, bytes]:
             elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
                 break
         if not status:
-            raise ConnectionError("bad HTTP answer (no status line)")
+            raise _BadAnswer("bad HTTP answer (no status line)")
         return status, ctype, bytes(body[:MAX_BODY])
     finally:
         writer.close()

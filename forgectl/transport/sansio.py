@@ -2,8 +2,9 @@
 
 websockets' asyncio client pays, per message, a future, a queue hop and a task
 switch (its ``Assembler``); a log stream is hundreds of thousands of small
-messages. Here ``data_received`` parses every frame a network read brought and
-the driver takes them as one batch: one await per read, not per message.
+messages. Here ``data_received`` parses every frame a network read brought
+(the common frame in bulk, :mod:`.frames`) and the driver takes them as one
+batch: one await per read, not per message.
 
 Same wire behaviour as :func:`forgectl.transport.wsclient.open_websocket`: the same
 request headers, permessage-deflate offered, the same message size limit, the
@@ -25,27 +26,22 @@ import os
 from collections.abc import Awaitable, Callable
 
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidMessage, InvalidStatus
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
-from websockets.frames import Opcode
-from websockets.http11 import Response
-from websockets.protocol import Event, State
-from websockets.typing import BytesLike
+from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from ..constants import MAX_MESSAGE_SIZE
 from .base import Channel, record_close
 from .endpoint import Endpoint, user_agent
-from .handshake import handshake_error
+from .frames import FrameReader
+from .handshake import handshake_error, speaks_tls_instead
 
 #: Pause reading while this many bytes of complete messages await the consumer.
 HIGH_WATER = 1 << 20
 #: How long a closing handshake may take before the connection is dropped.
 CLOSE_TIMEOUT = 2.0
 
-_TEXT = Opcode.TEXT
-_BINARY = Opcode.BINARY
-_CONT = Opcode.CONT
 _CONNECTING = State.CONNECTING
 _OPEN = State.OPEN
 
@@ -64,12 +60,11 @@ class _Link(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future[None] = self.loop.create_future()
         self.lost: asyncio.Future[None] = self.loop.create_future()
+        #: Frames in, messages out: the common frame parsed here, the rest by ``ws``.
+        self.reader = FrameReader(ws)
         #: Complete messages not yet taken by :meth:`receive`, and their size.
         self.messages: list[bytes] = []
         self.buffered = 0
-        #: The fragments of a message being reassembled, and their size.
-        self.parts: list[BytesLike] = []
-        self.partial = 0
         #: When the peer last said anything whole: a frame, a pong (loop time).
         self.heard_at = self.loop.time()
         #: Bytes received so far.
@@ -93,69 +88,19 @@ class _Link(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
-        ws = self.ws
-        ws.receive_data(data)
-        events = ws.events_received()
-        if events:  # whole frames (pongs included), not bytes of one arriving
-            self.heard_at = self.loop.time()
-        # Pongs, the close echo, EOF: before anything else, as websockets does.
-        self.flush()
-        if not self.opened.done():
-            events = self._handshake(events)
-        if ws.close_expected() and self.close_timer is None:
-            self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.abort)
-        if not events:
-            return
-        messages = self.messages
-        size = 0
-        for frame in events:
-            opcode = frame.opcode  # type: ignore[union-attr]
-            if opcode is _TEXT or opcode is _BINARY:
-                payload = frame.data  # type: ignore[union-attr]
-                if frame.fin:  # type: ignore[union-attr]
-                    message = payload if type(payload) is bytes else bytes(payload)
-                    messages.append(message)
-                    size += len(message)
-                else:
-                    self.parts = [payload]
-                    self.partial = len(payload)
-            elif opcode is _CONT:
-                payload = frame.data  # type: ignore[union-attr]
-                self.parts.append(payload)
-                if frame.fin:  # type: ignore[union-attr]
-                    message = b"".join(self.parts)
-                    self.parts = []
-                    self.partial = 0
-                    messages.append(message)
-                    size += len(message)
-                else:
-                    self.partial += len(payload)
-            # Control frames: the protocol has answered pings and closes already.
-        if messages:
-            self.buffered += size
-            waiter = self.waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-            if self.buffered > HIGH_WATER and not self.paused and not self.closing:
-                self.paused = True
-                assert self.transport is not None
-                self.transport.pause_reading()
+        self._read(data)
 
     def eof_received(self) -> bool:
-        ws = self.ws
-        ws.receive_eof()
         # A handshake answer without Content-Length ends at EOF.
-        self._handshake(ws.events_received())
-        self.flush()
+        self._read(None)
         return False  # the transport closes itself: connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
-        ws = self.ws
-        ws.receive_eof()  # idempotent; the protocol is CLOSED afterwards
-        self._handshake(ws.events_received())
+        self._read(None, send=False)  # idempotent: the protocol is CLOSED afterwards
         if not self.opened.done():
             self.opened.set_exception(
-                ws.handshake_exc or ConnectionResetError("connection lost during the handshake")
+                self.ws.handshake_exc
+                or ConnectionResetError("connection lost during the handshake")
             )
         if self.close_timer is not None:
             self.close_timer.cancel()
@@ -168,16 +113,43 @@ class _Link(asyncio.Protocol):
 
     # -- our side ------------------------------------------------------------------
 
-    def _handshake(self, events: list[Event]) -> list[Event]:
-        """Settle :attr:`opened` from the handshake answer; the frames that followed it."""
+    def _read(self, data: bytes | None, *, send: bool = True) -> None:
+        """Bytes (None: the end of the stream) through the reader: settle the
+        handshake, hand over the messages, then send the protocol's answers
+        (pongs, the close echo, EOF).
+
+        Sending comes last: closing a TLS transport can call :meth:`eof_received`
+        (or :meth:`data_received`) back at once, and that nested call must find
+        this one's work done, the handshake's answer included."""
+        reader = self.reader
+        messages = self.messages
+        count = len(messages)
+        frames = reader.frames
+        size = reader.feed(data, messages) if data is not None else reader.feed_eof(messages)
+        added = len(messages) - count
+        if added or reader.frames != frames:  # whole frames (pongs too), not bytes of one
+            self.heard_at = self.loop.time()
         opened = self.opened
         if not opened.done():
-            exc = self.ws.handshake_exc
-            if exc is not None:
-                opened.set_exception(exc)
-            elif self.ws.state is not _CONNECTING:  # open, or already closing
+            ws = self.ws
+            if ws.handshake_exc is not None:
+                opened.set_exception(ws.handshake_exc)
+            elif ws.state is not _CONNECTING:  # open, or already closing
                 opened.set_result(None)
-        return [e for e in events if type(e) is not Response]
+        if added:
+            self.buffered += size
+            waiter = self.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            if self.buffered > HIGH_WATER and not self.paused and not self.closing:
+                self.paused = True
+                assert self.transport is not None
+                self.transport.pause_reading()
+        if not send:  # the connection is gone: nothing to answer, nothing to time
+            return
+        if self.ws.close_expected() and self.close_timer is None:
+            self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.abort)
+        self.flush()
 
     def flush(self) -> None:
         transport = self.transport
@@ -284,11 +256,7 @@ class SansIOChannel(Channel):
     def progress(self) -> int:
         # Bytes of a message not yet complete: a 64 MiB frame on a slow link is
         # not silence (complete messages are counted by the driver).
-        link = self.link
-        try:
-            return len(link.ws.reader.buffer) + link.partial
-        except AttributeError:
-            return link.partial
+        return self.link.reader.pending()
 
 
 async def open_sansio(
@@ -331,8 +299,10 @@ async def open_sansio(
             raise
         if isinstance(exc, InvalidStatus) and 300 <= exc.response.status_code < 400:
             raise Redirected(str(exc)) from None
-        error = handshake_error(exc, shown, what, endpoint.open_timeout)
+        error = handshake_error(exc, shown, what, endpoint.open_timeout, endpoint.cacert)
         if error is None:
             raise
+        if isinstance(exc, InvalidMessage):  # not HTTP: perhaps TLS, spoken to in plain
+            error = await speaks_tls_instead(endpoint, shown) or error
         raise error from None
     return SansIOChannel(link)

@@ -136,7 +136,7 @@ async def open_sse(
         response = await asyncio.wait_for(http.send(request, stream=True), endpoint.open_timeout)
     except (httpx.TransportError, TimeoutError) as exc:
         await http.aclose()
-        raise connect_error(shown, rest.root_cause(exc)) from None
+        raise connect_error(shown, rest.root_cause(exc), endpoint.cacert) from None
     ctype = response.headers.get("content-type", "")
     if response.status_code != 200 or "text/event-stream" not in ctype:
         body = await response.aread()

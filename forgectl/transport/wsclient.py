@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from ..constants import MAX_MESSAGE_SIZE
 from .base import Channel, record_close
 from .endpoint import Endpoint, user_agent
-from .handshake import handshake_error
-from .proxy import refuse_plaintext_proxy
+from .handshake import handshake_error, speaks_tls_instead
+from .proxy import proxy_applies, refuse_plaintext_proxy
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -106,8 +106,12 @@ async def open_websocket(
             **kwargs,
         )
     except Exception as exc:
-        error = handshake_error(exc, shown, what, endpoint.open_timeout)
+        error = handshake_error(exc, shown, what, endpoint.open_timeout, endpoint.cacert)
         if error is None:
             raise
+        from websockets.exceptions import InvalidMessage
+
+        if isinstance(exc, InvalidMessage) and not proxy_applies(url):
+            error = await speaks_tls_instead(endpoint, shown) or error
         raise error from None
     return WebSocketChannel(ws)
