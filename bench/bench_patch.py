@@ -17,6 +17,10 @@ frames bench/server.py sends on /normalized-logs/ws and times:
 
 jsonpatch is not a dependency: bench/run.py installs it into its cache and
 passes ``--lib``; without it the rows say it is not available.
+
+Then the first three again over a coding agent's stream (bench/server.py's
+``a-`` streams: each entry added, then replaced VERSIONS - 1 times with more of
+its text), where most frames replace the entry forgectl holds.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from benchlib import (  # noqa: E402
     timed_table,
 )
 from forgectl_internals import logs_decoder  # noqa: E402
-from server import forge_json_payload  # noqa: E402
+from server import VERSIONS, forge_agent_payloads, forge_json_payload  # noqa: E402
 
 SECTION = "JSON Patch apply (in-process)"
 
@@ -63,29 +67,7 @@ def main() -> None:
         sys.path.insert(0, str(args.lib))
     frames = [forge_json_payload(i, args.size) for i in range(args.count)]
     count, runs = len(frames), args.runs
-
-    def parse_only() -> None:
-        loads = orjson.loads
-        for f in frames:
-            loads(f)
-
-    def bare() -> None:
-        state = Normalized(lambda doc: None)
-        feed = state.feed
-        for f in frames:
-            feed(f)
-        state.flush()
-
-    def ours() -> None:
-        feed = logs_decoder().feed
-        for f in frames:
-            feed(f)
-
-    floor = timed("parse only (orjson.loads)", "parse only", parse_only, runs, count)
-    reference = timed(
-        "bare apply (orjson + add/replace + documented dict)", "bare apply", bare, runs, count
-    )
-    subject = timed("forgectl ForgeLogsDecoder.feed", "forgectl", ours, runs, count)
+    floor, reference, subject = decoders(frames, runs)
     rows = [floor, reference, subject]
     in_place = Timed("parse + jsonpatch apply_patch(in_place=True)", "jsonpatch in place")
     copies = min(count, args.copy_frames)
@@ -132,7 +114,54 @@ def main() -> None:
         compare(SECTION, subject, copying, "time", None, why="for scale: a deep copy per frame"),
     ]
     print_verdicts(verdicts)
-    save_verdicts(args.verdicts, verdicts)
+
+    # A coding agent's stream: each entry added, then replaced with more text.
+    agent = list(forge_agent_payloads(max(1, args.count // VERSIONS), args.size))
+    rows = list(decoders(agent, runs))
+    timed_table(
+        f"an agent's stream: {len(agent):,} frames, each entry in {VERSIONS} versions "
+        f"(add, then replace), median of {runs}",
+        rows,
+        "us/frame",
+        1e6,
+    )
+    section = f"{SECTION}, agent stream"
+    more = [
+        compare(section, rows[2], rows[1], "time", 1.0),
+        compare(section, rows[2], rows[0], "time", None, why="the floor: parsing alone"),
+    ]
+    print_verdicts(more)
+    save_verdicts(args.verdicts, verdicts + more)
+
+
+def decoders(frames: list[bytes], runs: int) -> tuple[Timed, Timed, Timed]:
+    """Parse alone, the bare apply and forgectl's decoder, over ``frames``."""
+
+    def parse_only() -> None:
+        loads = orjson.loads
+        for f in frames:
+            loads(f)
+
+    def bare() -> None:
+        state = Normalized(lambda doc: None)
+        feed = state.feed
+        for f in frames:
+            feed(f)
+        state.flush()
+
+    def ours() -> None:
+        feed = logs_decoder().feed
+        for f in frames:
+            feed(f)
+
+    count = len(frames)
+    return (
+        timed("parse only (orjson.loads)", "parse only", parse_only, runs, count),
+        timed(
+            "bare apply (orjson + add/replace + documented dict)", "bare apply", bare, runs, count
+        ),
+        timed("forgectl ForgeLogsDecoder.feed", "forgectl", ours, runs, count),
+    )
 
 
 if __name__ == "__main__":
