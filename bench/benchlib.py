@@ -196,10 +196,12 @@ class Row:
             ref = reference.samples[0]
             for s in self.samples:
                 if (s.size, s.crc) != (ref.size, ref.crc):
-                    self.bad = (
-                        f"output differs from {reference.name}'s ({s.size:,} bytes, "
-                        f"not {ref.size:,})"
+                    how = (
+                        f"{s.size:,} bytes, not {ref.size:,}"
+                        if s.size != ref.size
+                        else "the same size, other bytes"
                     )
+                    self.bad = f"output differs from {reference.label or reference.name}'s ({how})"
                     return
 
 
