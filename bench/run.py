@@ -375,6 +375,7 @@ class Suite:
                 compare(section, fc, websocat, "CPU", 4.0),
                 compare(section, fc, wscat, "wall", 1.0),
                 compare(section, fc, bare, "CPU", None, why="shown beside the wall-time target"),
+                compare(section, fc, sansio, "CPU", None, why="shown beside the wall-time target"),
             ],
         )
 
