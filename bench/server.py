@@ -11,6 +11,18 @@ size). Routes:
 - ``/api/execution-processes/ID/normalized-logs/ws``: ``{"JsonPatch":[add /entries/N
   NORMALIZED_ENTRY]}`` frames, then ``{"finished":true}``
 - ``/api/execution-processes/ID/raw-logs/ws``: the same with ``{"type":"STDOUT",...}``
+- the same route with ``a-<count>-<size>``: a coding agent's stream, each entry
+  in VERSIONS versions (``add``, then ``replace`` ops with ever more of its text,
+  as the real server streams an agent's message), the last one the text the
+  ``b-`` stream sends
+- ``/b-<count>-0/ws/execution-processes`` (the id is the server URL's base path,
+  as ``forgectl -s http://127.0.0.1:PORT/b-10000-0`` builds it): the history of
+  ``count`` processes, each ``process_started`` then ``process_completed`` with
+  eight running at a time, then silence with the socket open (the event stream
+  never ends: a monitor decides when it has seen the history).
+
+A line ``KIND COUNT SIZE`` on stdin builds that stream ahead of time and is
+answered with ``ready`` on stdout, so no client is timed while it is built.
 
 The handshake and the close go through websockets' sans-I/O ``ServerProtocol``;
 data frames are encoded once per stream shape and written straight to the
@@ -25,6 +37,7 @@ import re
 import struct
 import sys
 from collections import OrderedDict
+from collections.abc import Iterator
 
 from websockets.http11 import Request
 from websockets.protocol import State
@@ -36,9 +49,10 @@ _ROUTES = {
     "/ws/execution-processes/{}/logs/raw": "raw",
     "/api/execution-processes/{}/normalized-logs/ws": "forge-json",
     "/api/execution-processes/{}/raw-logs/ws": "forge-raw",
+    "/{}/ws/execution-processes": "monitor",
 }
 _PATTERNS = [
-    (re.compile("^" + re.escape(route).replace(r"\{\}", r"b-(\d+)-(\d+)") + "$"), kind)
+    (re.compile("^" + re.escape(route).replace(r"\{\}", r"([ab])-(\d+)-(\d+)") + "$"), kind)
     for route, kind in _ROUTES.items()
 ]
 TIMESTAMP = "2026-01-01T00:00:00.000Z"
@@ -49,7 +63,11 @@ def route_of(path: str) -> tuple[str, int, int] | None:
     for pattern, kind in _PATTERNS:
         m = pattern.match(path)
         if m:
-            return kind, int(m.group(1)), int(m.group(2))
+            if m.group(1) == "a":
+                if kind != "forge-json":
+                    return None
+                kind = "forge-agent"
+            return kind, int(m.group(2)), int(m.group(3))
     return None
 
 
@@ -84,16 +102,29 @@ def raw_payload(i: int, size: int) -> bytes:
     return (message(i, size - 1) + "\n").encode()
 
 
-def forge_json_payload(i: int, size: int) -> bytes:
+def forge_json_payload(i: int, size: int, op: str = "add", part: float = 1.0) -> bytes:
     # The same message text as the documented frame of this size, in the real
     # server's shape (key order and null metadata as in tests/samples).
     empty = json_line("")
     text = message(i, size - len(empty))
+    text = text[: round(len(text) * part)]
     return (
-        f'{{"JsonPatch":[{{"op":"add","path":"/entries/{i}","value":{{"type":"NORMALIZED_ENTRY",'
+        f'{{"JsonPatch":[{{"op":"{op}","path":"/entries/{i}","value":{{"type":"NORMALIZED_ENTRY",'
         f'"content":{{"timestamp":"{TIMESTAMP}","entry_type":{{"type":"assistant_message"}},'
         f'"content":"{text}","metadata":null}}}}}}]}}'
     ).encode()
+
+
+#: How many versions of each entry the agent stream sends.
+VERSIONS = 4
+
+
+def forge_agent_payloads(count: int, size: int) -> Iterator[bytes]:
+    for i in range(count):
+        yield forge_json_payload(i, size, "add", 1 / VERSIONS)
+        for v in range(2, VERSIONS + 1):
+            yield forge_json_payload(i, size, "replace", v / VERSIONS)
+    yield FINISHED
 
 
 def forge_raw_payload(i: int, size: int) -> bytes:
@@ -104,17 +135,60 @@ def forge_raw_payload(i: int, size: int) -> bytes:
     ).encode()
 
 
+#: How many processes of the monitor stream run at once.
+RUNNING = 8
+
+
+def monitor_payloads(count: int) -> Iterator[bytes]:
+    """Process k starts, then process k - RUNNING + 1 completes; the rest complete last."""
+    for k in range(count):
+        yield (
+            f'{{"type":"process_started","processId":"proc-{k:07d}",'
+            f'"taskAttemptId":"attempt-{k // 4:06d}","executor":"CLAUDE_CODE",'
+            f'"startedAt":"{TIMESTAMP}"}}'
+        ).encode()
+        if k >= RUNNING - 1:
+            yield completed_payload(k - RUNNING + 1)
+    for k in range(max(0, count - RUNNING + 1), count):
+        yield completed_payload(k)
+
+
+def completed_payload(k: int) -> bytes:
+    return (
+        f'{{"type":"process_completed","processId":"proc-{k:07d}",'
+        f'"completedAt":"{TIMESTAMP}","duration":900000,"exitCode":0}}'
+    ).encode()
+
+
+FINISHED = b'{"finished":true}'
 PAYLOADS = {
     "json": json_payload,
     "raw": raw_payload,
     "forge-json": forge_json_payload,
     "forge-raw": forge_raw_payload,
 }
-FINISHED = b'{"finished":true}'
+
+
+def payloads(kind: str, count: int, size: int) -> Iterator[bytes]:
+    if kind == "monitor":
+        yield from monitor_payloads(count)
+        return
+    if kind == "forge-agent":
+        yield from forge_agent_payloads(count, size)
+        return
+    payload = PAYLOADS[kind]
+    for i in range(count):
+        yield payload(i, size)
+    if kind.startswith("forge"):
+        yield FINISHED
+
+
+#: What the encoded streams kept for reuse may take, beside the newest one.
+CACHE_BYTES = 768 << 20
 
 
 class Blobs:
-    """Encoded streams, built once per shape (the two most recent are kept)."""
+    """Encoded streams, built once per shape (the most recent kept, within CACHE_BYTES)."""
 
     def __init__(self) -> None:
         self.cache: OrderedDict[tuple[str, int, int], list[bytes]] = OrderedDict()
@@ -124,19 +198,19 @@ class Blobs:
         chunks = self.cache.get(key)
         if chunks is None:
             chunks = self.cache[key] = self.build(kind, count, size)
-            while len(self.cache) > 2:
-                self.cache.popitem(last=False)
         self.cache.move_to_end(key)
+        total = sum(len(c) for stream in self.cache.values() for c in stream)
+        while len(self.cache) > 1 and total > CACHE_BYTES:
+            _, dropped = self.cache.popitem(last=False)
+            total -= sum(len(c) for c in dropped)
         return chunks
 
     @staticmethod
     def build(kind: str, count: int, size: int) -> list[bytes]:
-        payload = PAYLOADS[kind]
         chunks: list[bytes] = []
         part: list[bytes] = []
         filled = 0
-        for i in range(count):
-            data = payload(i, size)
+        for data in payloads(kind, count, size):
             part.append(header(len(data)))
             part.append(data)
             filled += len(data) + 2
@@ -144,8 +218,6 @@ class Blobs:
                 chunks.append(b"".join(part))
                 part = []
                 filled = 0
-        if kind.startswith("forge"):
-            part += [header(len(FINISHED)), FINISHED]
         if part:
             chunks.append(b"".join(part))
         return chunks
@@ -205,9 +277,10 @@ class Connection(asyncio.Protocol):
                 return
             await self.writable.wait()
             self.transport.write(chunk)
-        if not kind.startswith("forge") and self.ws.state is State.OPEN:
-            # The documented streams end with a normal close; the JSON Patch ones
-            # with {"finished":true}, after which the client closes.
+        if kind in ("json", "raw") and self.ws.state is State.OPEN:
+            # The documented log streams end with a normal close; the JSON Patch
+            # ones with {"finished":true}, after which the client closes; the
+            # event stream stays open until the client closes.
             self.ws.send_close(1000)
             self.send_pending()
 
@@ -231,8 +304,11 @@ async def main() -> None:
     server = await loop.create_server(Connection, "127.0.0.1", 0, backlog=64)
     port = server.sockets[0].getsockname()[1]
     print(port, flush=True)
-    # Serve until the parent closes our stdin.
-    await loop.run_in_executor(None, sys.stdin.buffer.read)
+    # Build what the parent asks for; serve until it closes our stdin.
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        kind, count, size = line.split()
+        BLOBS.get(kind, int(count), int(size))
+        print("ready", flush=True)
     server.close()
 
 
