@@ -26,11 +26,10 @@ Where commands find the token, first match wins:
   3. the profile's token_file (config.toml)
   4. the OS keyring entry saved by `forgectl login` for the server
   5. the plain-text file saved by `forgectl login --insecure-storage`
-Tokens are stored per server (its normalized URL), under the keyring
-service "forgectl". Without a usable keyring (headless machines, CI), use
-FORGE_TOKEN or --insecure-storage ($XDG_CONFIG_HOME/forgectl/tokens.json,
-mode 0600). Keyring calls give up after FORGECTL_KEYRING_TIMEOUT seconds
-(default 3)."""
+Tokens are stored per server (its normalized URL) under the keyring service
+"forgectl". Without a usable keyring (headless machines, CI), use FORGE_TOKEN
+or --insecure-storage ($XDG_CONFIG_HOME/forgectl/tokens.json, mode 0600).
+Keyring calls give up after FORGECTL_KEYRING_TIMEOUT seconds (default 3)."""
 
 
 def _guard(app: Application, call: Callable[[], T]) -> T:

@@ -47,15 +47,12 @@ Examples:
 @click.option(
     "--raw",
     is_flag=True,
-    help="The raw output instead of normalized entries: byte for byte into a file or "
-    "pipe (on a terminal, see --verbatim).",
+    help="The raw output, byte for byte into a file or pipe (on a terminal: --verbatim).",
 )
 @click.option(
     "--verbatim",
     is_flag=True,
-    help="With --raw on a terminal: pass every byte, terminal control sequences "
-    "included (titles, clipboard, screen clearing): only for output you trust. "
-    "Without it, colours, \\r and line erase pass and the rest is removed.",
+    help="With --raw on a terminal: control sequences too (trusted output only).",
 )
 @click.option("--follow", "-f", is_flag=True, help="Keep streaming until the process ends.")
 @click.option(
@@ -85,31 +82,29 @@ Examples:
 @click.option(
     "--since",
     metavar="WHEN",
-    help="Only entries from this time on: a duration (30s, 10m, 2h, 1d) or an ISO time. "
-    "Judged by the server's timestamps: a usage error on entries that have none (the "
-    "real server sends none).",
+    help="Only entries from then on: 30s, 10m, 2h, 1d ago or an ISO time (by the "
+    "server's timestamps: an error if it sends none).",
 )
 @click.option(
     "--tail",
     "-n",
     type=Count(),
     metavar="N",
-    help="Of the history, print only the last N entries, N >= 0 (then follow, with --follow).",
+    help="Of the history, only the last N entries (then live ones, with --follow).",
 )
 @click.option(
     "--timestamps",
     "-t",
     is_flag=True,
-    help="Prefix raw and pretty lines with the local time they arrived (HH:MM:SS.mmm; "
-    "pretty lines show the server's own time only when it sends one).",
+    help="Prefix raw and pretty lines with the local time they arrived.",
 )
 @click.option(
     "--tool-output",
     type=click.Choice(TOOL_OUTPUT_CHOICES),
     default="compact",
-    show_default=True,
-    help="Pretty view of a coding agent: each tool call's output (and diff) cut to its "
-    "first and last lines, all of it, or none.",
+    metavar="MODE",
+    help="On a terminal, an agent's tool output: compact (its first and last lines, "
+    "the default), all, or none.",
 )
 @output_options
 @stream_options
@@ -135,12 +130,10 @@ def logs(
 ) -> None:
     """Print the logs of an execution process.
 
-    Normalized entries by default ({level, message, timestamp, source, metadata}
-    as JSON lines when piped); --raw for the raw output. Without --follow, logs
-    prints what the process has logged so far and exits: at once when the
-    process has finished (the server ends the stream), otherwise once the
-    server has been quiet for --settle seconds. With --follow it streams until
-    the process ends.
+    Normalized entries ({level, message, timestamp, source, metadata}; JSON
+    lines when piped), or with --raw its output. Without --follow: what it has
+    logged so far, then exit (at once if it has finished, else after --settle
+    seconds of quiet). With --follow: until it ends.
     """
     from .app import usage_guard
     from .runner import run
