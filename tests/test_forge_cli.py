@@ -672,10 +672,13 @@ def test_monitor_on_a_fresh_server_reports_the_first_processes() -> None:
     to connect. The scenario then starts at once. On main (f13bf1b) this fails about
     one run in five: every frame of the setup process arrives (add, replace, replace,
     -vv shows them) and none is printed, as if frames that come this soon after the
-    stream opened were its replay, where ended processes stay silent."""
+    stream opened were its replay, where ended processes stay silent. Later (merge of
+    the helpers' branches) about one run in six, for another reason: the task's
+    frames come in pairs 0.5 ms apart, and the pair was taken for a slow history's
+    pace (-vv keeps the frames in the failure report)."""
     require_real_server()
     with ForgeServer(BINARY) as fresh:
-        live = Live(fresh, "-v", "monitor")
+        live = Live(fresh, "-vv", "monitor")
         try:
             wait_until(  # -v names the event stream before it connects to it
                 lambda: (

@@ -111,6 +111,24 @@ def test_tail_empty_history_then_live_output() -> None:
     assert result.contiguous()
 
 
+def test_tail_empty_history_then_live_events_in_quick_pairs() -> None:
+    # Measured on a fresh real server's event stream (nothing to replay): a task
+    # and its process created 63 ms after opening, the server's frames in pairs
+    # 0.5 ms apart. The pair is not the history's pace: there is no history.
+    waits = [63.0, 0.5, 31.9, 0.6, 0.4, 2.4, 251.8, 0.8, 2.6, 0.7]
+    result = run(TailHistory, [Batch(w * MS) for w in waits])
+    assert result.cut == 0
+    assert result.contiguous()
+
+
+def test_tail_a_late_history_arriving_as_a_backlog_is_still_history() -> None:
+    # A loaded server starts its history 40 ms late, then sends it all at once.
+    history = [Batch(40 * MS, 2), Batch(0.01 * MS, 60), Batch(0.01 * MS, 60)]
+    result = run(TailHistory, [*history, *live(10, 10 * MS)])
+    assert result.cut == 122
+    assert result.contiguous()
+
+
 def test_tail_a_pause_inside_the_history_is_not_its_end() -> None:
     # The server paused 0.8 ms, then went on at full speed: rejected.
     history = [Batch(0, 30), Batch(0.8 * MS, 1), Batch(0.002 * MS, 40), Batch(0.003 * MS, 40)]

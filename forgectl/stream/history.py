@@ -32,7 +32,8 @@ however fast the process writes (a dev server at 1,000 lines/s included).
   pace, or ``settle`` seconds passed; a read back to back again, or a backlog,
   rejects it (the server only paused), and a wait :data:`RATIO` times longer
   still takes its place. A first frame later than :data:`EMPTY` that is not a
-  backlog is a candidate too: the history may be empty. A producer too fast
+  backlog is a candidate too: the history may be empty; only a backlog rejects
+  that one, since live events often come in quick pairs. A producer too fast
   for a pause to show (the client waiting for data most of the last ``settle``
   seconds, with no candidate) ends the history where it stands.
 
@@ -199,6 +200,7 @@ class TailHistory(Boundary):
         self._held: deque[list[bytes]] = deque()
         self._cand_at: float | None = None  # when the candidate batch arrived
         self._cand_gap = 0.0
+        self._cand_empty = False  # the candidate is a late first frame: no history
         self._confirmed = 0
         self._sum = 0.0  # the waits between the history's frames (0 within a batch)
         self._count = 0
@@ -229,6 +231,7 @@ class TailHistory(Boundary):
             if gap >= EMPTY and len(frames) <= DENSE + gap / DENSE_PACE:
                 # Late, and not a backlog: perhaps live output, and no history at all.
                 self._candidate(arrived, gap, frames)
+                self._cand_empty = True
             else:
                 self._count += len(frames) - 1  # read together: no wait between them
                 out.append(frames)
@@ -244,8 +247,11 @@ class TailHistory(Boundary):
         dense = len(frames) > DENSE + waited / DENSE_PACE
         if self._cand_at is not None:
             # Back to back again (the history's pace): the server had only paused.
+            # Not after a late first frame: there is no history pace to return to,
+            # and live events come in quick pairs too (a task and its process, a
+            # line and the next); only a backlog says the history was just slow.
             paced = max(FLOOR, mean * RATIO) if self._count else FIRST_FLOOR
-            if waited < paced or dense:
+            if dense or (waited < paced and not self._cand_empty):
                 self._sum += self._cand_gap + waited
                 self._count += len(frames) + 1
                 self._cand_at = None
@@ -253,7 +259,7 @@ class TailHistory(Boundary):
                 self._held.clear()
                 out.append(frames)
                 return out
-            if waited >= RATIO * self._cand_gap:
+            if waited >= RATIO * self._cand_gap and not self._cand_empty:
                 # A far longer wait: that one was a pause within the history, this
                 # is the candidate now.
                 self._sum += self._cand_gap
@@ -291,6 +297,7 @@ class TailHistory(Boundary):
     def _candidate(self, arrived: float, gap: float, frames: list[bytes]) -> None:
         self._cand_at = arrived
         self._cand_gap = gap
+        self._cand_empty = False
         self._confirmed = 0
         self._held.append(frames)
 
