@@ -114,6 +114,32 @@ async def test_stream_logs_filters_a_script_as_the_cli_does(
     assert printed == [e.to_dict() for e in lines]
 
 
+async def test_the_tail_of_a_finished_process_is_the_tail_of_all_of_it(
+    server: ForgeServer, sc: Scenario
+) -> None:
+    """A finished process sends all of its log at once, and all of it is history: the
+    last N are the last N of everything, in every trial. (Judged by timing, the tail
+    came out with two or three entries about one read in three: the history's first
+    reads looked like a pause and then live output.)"""
+    trials = 12
+    async with client(server) as forge:
+        every = [e.to_dict() async for e in forge.processes.stream_logs(sc.setup_process_id)]
+        raw = b"".join(
+            [c.raw async for c in forge.processes.stream_logs(sc.setup_process_id, "raw")]
+        )
+        for trial in range(trials):
+            last = [
+                e.to_dict() async for e in forge.processes.stream_logs(sc.setup_process_id, tail=2)
+            ]
+            assert last == every[-2:], f"trial {trial}: {last}"
+            chunks = [
+                c.raw async for c in forge.processes.stream_logs(sc.setup_process_id, "raw", tail=1)
+            ]
+            assert len(chunks) == 1 and raw.endswith(chunks[0]), f"trial {trial}: {chunks}"
+    printed = await cli_json("-s", server.url, "logs", sc.setup_process_id, "-f", "--tail", "1")
+    assert printed == every[-1:]
+
+
 async def test_raw_chunks_are_the_bytes_the_script_wrote(server: ForgeServer, sc: Scenario) -> None:
     async with (
         client(server) as forge,

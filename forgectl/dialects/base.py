@@ -93,6 +93,10 @@ class Decoder:
     #: Where the history ends must be found by the driver for this decoder even
     #: when no command asks for it: "early" or "late" (see stream/history.py).
     history_rule: str | None = None
+    #: The stream's process had ended when the stream was planned: all of what
+    #: comes is history, so where it ends is judged late, never early (and
+    #: nothing is lost at the join: no check is needed).
+    ended: bool = False
     #: Set by :meth:`feed` when this connection's feed is known to be incomplete
     #: (an entry index skipped...): why. The driver then opens a fresh connection
     #: at once, and the server resends everything.
@@ -105,6 +109,12 @@ class Decoder:
         """The driver found where this connection's history ends (see
         :attr:`history_rule`)."""
         return ()
+
+    def marks_history(self, frame: bytes | str) -> bool:
+        """Whether ``frame`` is the server's own end-of-history marker: the driver
+        then leaves the end to the decoder (which turns :attr:`knows_history` on
+        when it is fed that frame) rather than judging it by time."""
+        return False
 
     def appeared(self) -> None:
         """The stream's target did not exist when the stream started (the driver

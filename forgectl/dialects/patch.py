@@ -17,16 +17,19 @@ import orjson
 from ..diagnostics import describe_frame
 
 FINISHED = "finished"
+#: Newer upstream servers end a stream's history with ``{"Ready": true}``.
+READY = "Ready"
 
 
 class Frame:
-    """One parsed frame: either a list of ops or the ``finished`` marker."""
+    """One parsed frame: a list of ops, the ``finished`` marker or the ``Ready`` one."""
 
-    __slots__ = ("finished", "ops")
+    __slots__ = ("finished", "ops", "ready")
 
-    def __init__(self, ops: list[dict[str, Any]], finished: bool) -> None:
+    def __init__(self, ops: list[dict[str, Any]], finished: bool, ready: bool = False) -> None:
         self.ops = ops
         self.finished = finished
+        self.ready = ready
 
 
 class BadFrame(Exception):
@@ -37,7 +40,8 @@ class BadFrame(Exception):
 
 
 def parse(frame: bytes | str) -> Frame:
-    """Parse ``{"JsonPatch":[...]}`` or ``{"finished":true}``; raise :class:`BadFrame`."""
+    """Parse ``{"JsonPatch":[...]}``, ``{"finished":true}`` or ``{"Ready":true}``;
+    raise :class:`BadFrame`."""
     return shape(load(frame))
 
 
@@ -50,13 +54,15 @@ def load(frame: bytes | str) -> Any:
 
 
 def shape(obj: Any) -> Frame:
-    """A parsed frame's ops or ``finished`` marker; :class:`BadFrame` for anything else."""
+    """A parsed frame's ops or marker; :class:`BadFrame` for anything else."""
     if type(obj) is dict:
         ops = obj.get("JsonPatch")
         if type(ops) is list:
             return Frame(ops, False)
         if obj.get(FINISHED) is True:
             return Frame([], True)
+        if obj.get(READY) is True:
+            return Frame([], False, ready=True)
         keys = ", ".join(list(obj)[:5]) or "no keys"
         raise BadFrame("unexpected message", f"an object with {keys}")
     if type(obj) is list:  # SSE data lines carry the bare op list

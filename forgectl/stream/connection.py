@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 #: While a check runs, the read loop looks for its result this often (seconds).
 VERIFY_POLL = 0.05
+#: Frames longer than this are never a server's end-of-history marker.
+MARKER_MAX = 64
 
 
 class Outcome(enum.Enum):
@@ -73,6 +75,8 @@ class Connection:
         #: that reading, while it runs
         self.verification: asyncio.Task[Verifier] | None = None
         self._asked = False
+        #: the timing rule has placed the end of the history
+        self._cut = False
 
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         """The events of each network read (raises StreamLost when the link breaks)."""
@@ -172,6 +176,12 @@ class Connection:
             events: list[Event] = []
             if history is None:
                 self._feed(batch, feed, events)
+            elif self._marked_by_server(batch):
+                # The server marks where its history ends: the decoder, fed the
+                # marker in its place, says so; nothing is judged by time.
+                self.history = None
+                self._feed_all(history.flush(), feed, events)
+                self._feed(batch, feed, events)
             else:
                 received = channel.received() - before
                 self._feed_all(
@@ -184,6 +194,11 @@ class Connection:
                 yield events
             if self._ended():
                 return
+
+    def _marked_by_server(self, batch: list[bytes]) -> bool:
+        """Whether the batch holds the server's end-of-history marker."""
+        marks = self.decoder.marks_history
+        return any(len(frame) <= MARKER_MAX and marks(frame) for frame in batch)
 
     def _ask(self) -> None:
         """After the first frames: start the decoder's check, if it wants one."""
@@ -265,6 +280,8 @@ class Connection:
         asked for, end there without --follow."""
         for event in events:
             if event is BACKLOG_END:
+                if self._cut:
+                    continue  # the timing rule placed it already; a marker came late
                 if self.settle:
                     self.finished = True
                     self.outcome = Outcome.SETTLED
@@ -287,6 +304,7 @@ class Connection:
                 return
             if batch is CUT:
                 self.history = None
+                self._cut = True
                 holding = self.decoder.holding()
                 self._take(self.decoder.history_over(), out, strip=not self.mark)
                 if self.settle:

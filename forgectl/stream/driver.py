@@ -191,7 +191,10 @@ class Stream:
             opened_at = loop.time()
             history: Boundary | None = None
             if (history_owed or decoder.history_rule) and not decoder.knows_history:
-                early = decoder.history_rule == "early" or (options.tail_history and not settle)
+                # A process that had ended sends nothing live: all of it is history.
+                early = not decoder.ended and (
+                    decoder.history_rule == "early" or (options.tail_history and not settle)
+                )
                 rule = TailHistory if early else SettledHistory
                 history = rule(opened_at, options.settle, options.first_frame_wait)
             if self._waiting_said and connections == 0:

@@ -25,6 +25,10 @@ _END = object()
 _ABORTED = object()
 #: The event types whose data is a frame (the real server names its patches).
 _EVENTS = ("json_patch", "message")
+#: Newer upstream servers end the replay with an empty ``ready`` event: passed
+#: on as the frame their WebSocket streams send for it.
+_READY = "ready"
+_READY_FRAME = '{"Ready":true}'
 
 
 class SSEChannel(Channel):
@@ -45,6 +49,8 @@ class SSEChannel(Channel):
                 if not line:  # a blank line dispatches the event
                     if data and (event or "message") in _EVENTS:
                         await self.queue.put("\n".join(data))
+                    elif event == _READY:
+                        await self.queue.put(_READY_FRAME)
                     event, data = "", []
                     continue
                 if line.startswith(":"):

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ...events import Event
+from ...events import BACKLOG_END, Event
 from ..base import Decoder
-from ..patch import BadFrame, Frame, load, shape
+from ..patch import READY, BadFrame, Frame, load, shape
 
 if TYPE_CHECKING:
     from ...diagnostics import Diagnostics
+
+#: The ``Ready`` marker's frame is this short (``{"Ready": true}``, give or take spaces).
+_MARKER_MAX = 64
+_READY_BYTES = READY.encode()
 
 ENTRIES = "/entries/"
 _ENTRIES_LEN = len(ENTRIES)
@@ -38,6 +42,8 @@ class PatchDecoder(Decoder):
             if parsed.finished:
                 self.done = True
                 return self.finish()
+            if parsed.ready:
+                return self.ready()
             return self.apply(parsed)
         except BadFrame as bad:
             self.diag.bad_frame(bad.kind, bad.detail)
@@ -45,6 +51,29 @@ class PatchDecoder(Decoder):
 
     def apply(self, frame: Frame) -> list[Event]:
         raise NotImplementedError
+
+    def marks_history(self, frame: bytes | str) -> bool:
+        if len(frame) > _MARKER_MAX:
+            return False
+        if (_READY_BYTES not in frame) if isinstance(frame, bytes) else (READY not in frame):
+            return False
+        try:
+            return shape(load(frame)).ready
+        except BadFrame:
+            return False
+
+    def ready(self) -> list[Event]:
+        """The server marked the end of the history (``{"Ready": true}``): from
+        now on this decoder knows where it ends, and it ends here. A decoder that
+        knew already (a snapshot frame told it) takes the marker as a repeat."""
+        if self.knows_history:
+            return []
+        self.knows_history = True
+        holding = self.holding()
+        out = list(self.history_over())
+        if not holding:  # a decoder holding events places the end among them
+            out.append(BACKLOG_END)
+        return out
 
     def finish(self) -> list[Event]:
         return []

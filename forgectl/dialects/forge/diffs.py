@@ -28,8 +28,9 @@ RESEND_GRACE = 2.0
 class ForgeDiffDecoder(PatchDecoder):
     """Keeps the attempt's file map and emits a ``diff_update`` per settled burst.
 
-    The live diff stream has no end-of-snapshot marker: a burst ends when the stream
-    has been quiet for ``quiet_after`` seconds. The first one can take seconds while
+    The live diff stream of 0.7.4 has no end-of-snapshot marker: a burst ends when
+    the stream has been quiet for ``quiet_after`` seconds (a ``Ready`` marker, from
+    a newer server, ends the first one at once). The first one can take seconds while
     the server runs git, and an attempt without changes sends nothing at all, so the
     first update waits up to ``first_wait`` seconds; if nothing has come by then,
     the diff is printed empty with a note saying it is the wait that ended. Only
@@ -112,6 +113,13 @@ class ForgeDiffDecoder(PatchDecoder):
             self.announced = True
             out.append(BACKLOG_END)
         return out
+
+    def ready(self) -> list[Event]:
+        """The server marked the end of its snapshot: the first update is due now,
+        not after a quiet spell, and a file it did not resend is gone."""
+        self.fed = True
+        self.resend_until = 0.0
+        return self.quiet()
 
     def _update(self) -> DiffUpdate:
         state = self.state

@@ -161,10 +161,11 @@ class ForgeRawDecoder(_EntriesDecoder):
     put back in their place; past that copy's end, everything goes straight out.
     """
 
-    def __init__(self, diag: Diagnostics, follow: bool = False) -> None:
+    def __init__(self, diag: Diagnostics, follow: bool = False, *, ended: bool = False) -> None:
         super().__init__(diag)
         self.follow = follow
-        self.verifies = follow
+        self.ended = ended
+        self.verifies = follow and not ended
         self.alignment: RawAlignment | None = None
         #: chunks lost on the last connection (its numbering is that many behind)
         self.shift = 0
@@ -220,7 +221,7 @@ class ForgeRawDecoder(_EntriesDecoder):
         out.append(RawChunk(content.encode(), kind.lower() if type(kind) is str else None))
 
     def verifier(self) -> RawVerifier | None:
-        if not self.follow or self.done:
+        if not self.verifies or self.done:
             return None
         self.alignment = RawAlignment()
         return RawVerifier(self.alignment, self.printed_before)
@@ -466,8 +467,8 @@ class ForgeRawAsLogsDecoder(ForgeRawDecoder):
     """Raw output shown as normalized entries (script processes have no normalized
     stream once finished): one entry per line, stderr lines at level ``warn``."""
 
-    def __init__(self, diag: Diagnostics, follow: bool = False) -> None:
-        super().__init__(diag, follow)
+    def __init__(self, diag: Diagnostics, follow: bool = False, *, ended: bool = False) -> None:
+        super().__init__(diag, follow, ended=ended)
         self.partial: dict[str, str] = {}
         self.lines = 0  # lines emitted: each one's metadata.index, as entries have
 
@@ -554,10 +555,11 @@ class ForgeLogsDecoder(_EntriesDecoder):
     check could not heal them (or did not run).
     """
 
-    def __init__(self, diag: Diagnostics, follow: bool = True) -> None:
+    def __init__(self, diag: Diagnostics, follow: bool = True, *, ended: bool = False) -> None:
         super().__init__(diag)
         self.follow = follow
-        self.verifies = follow
+        self.ended = ended
+        self.verifies = follow and not ended
         #: While this connection is being checked: index → hash of the latest frame
         #: that patched it (the hash of the frame being fed in ``_frame``).
         self.tracking: dict[int, int] | None = None
@@ -574,11 +576,13 @@ class ForgeLogsDecoder(_EntriesDecoder):
         self.revisions: dict[int, int] = {}
         #: the newest entry, normalized, held until it stops changing
         self.pending: tuple[int, dict[str, Any]] | None = None
+        #: the history ended with ``pending`` still held: its end goes out after it
+        self.end_after = False
         self.quiet_after = 0.25 if follow else None
 
     def connected(self) -> None:
         super().connected()
-        self.tracking = {} if self.follow and not self.done else None
+        self.tracking = {} if self.verifies and not self.done else None
 
     def feed(self, frame: bytes | str) -> Iterable[Event]:
         if self.tracking is not None:
@@ -665,6 +669,9 @@ class ForgeLogsDecoder(_EntriesDecoder):
         self.pending = (index, doc)
         if pending is None:
             return ()
+        if self.end_after:
+            self.end_after = False
+            return (self._release(pending), BACKLOG_END)
         printed = self.printed
         if pending[0] == len(printed):  # the usual order: printed once, in turn
             printed.append(1)
@@ -692,6 +699,9 @@ class ForgeLogsDecoder(_EntriesDecoder):
         pending = self.pending
         if pending is not None and pending[0] != index:
             out.append(self._release(pending))
+            if self.end_after:
+                self.end_after = False
+                out.append(BACKLOG_END)
         self.pending = (index, doc)
 
     def _new_version(self, index: int, mark: int) -> bool:
@@ -721,7 +731,21 @@ class ForgeLogsDecoder(_EntriesDecoder):
         if pending is None:
             return []
         self.pending = None
+        if self.end_after:
+            self.end_after = False
+            return [self._release(pending), BACKLOG_END]
         return [self._release(pending)]
+
+    def holding(self) -> bool:
+        # Following, the history's last entry is held until it stops changing: the
+        # end of the history goes out after it. (Without --follow the stream ends
+        # at the cut, and settled() lets it go.)
+        return self.follow and self.pending is not None
+
+    def history_over(self) -> list[Event]:
+        if self.follow and self.pending is not None:
+            self.end_after = True
+        return []
 
     def finish(self) -> list[Event]:
         self.check_resent()

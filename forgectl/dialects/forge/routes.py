@@ -43,7 +43,11 @@ def _no_normalized(process: str | None, reason: Any) -> str:
 
 
 #: Run reasons of processes that run a script, not an agent: no normalized logs.
+#: Only coding agents have normalized logs: a script's normalized stream sends
+#: nothing while it runs and 404 once it has finished.
 _SCRIPT_REASONS = frozenset({"setupscript", "cleanupscript", "devserver"})
+#: A process in one of these states sends its whole log, then ``finished``.
+_ENDED = frozenset({"completed", "failed", "killed"})
 
 
 class ForgeDialect(Dialect):
@@ -69,18 +73,22 @@ class ForgeDialect(Dialect):
     async def plan(self, request: StreamRequest, endpoint: Endpoint, diag: Diagnostics) -> Plan:
         target = segment(request.target or "")
         decoder: Decoder
-        if request.kind == "raw":
-            route = Route(f"/api/execution-processes/{target}/raw-logs/ws")
-            decoder = ForgeRawDecoder(diag, request.follow)
-        elif request.kind == "logs":
-            reason = await self._script_reason(endpoint, request.target or "")
-            if reason is not None:  # its normalized stream stays empty while it runs
+        if request.kind in ("raw", "logs"):
+            # Anything this GET cannot tell (another server, an unknown id) is
+            # left to the stream to say.
+            record = await self._record(endpoint, "process", request.target or "", strict=False)
+            reason = record.get("run_reason") if record else None
+            ended = record is not None and record.get("status") in _ENDED
+            if request.kind == "raw":
+                route = Route(f"/api/execution-processes/{target}/raw-logs/ws")
+                decoder = ForgeRawDecoder(diag, request.follow, ended=ended)
+            elif reason in _SCRIPT_REASONS:  # its normalized stream stays empty while it runs
                 diag.note(_no_normalized(request.target, reason))
                 route = Route(f"/api/execution-processes/{target}/raw-logs/ws")
-                decoder = ForgeRawAsLogsDecoder(diag, request.follow)
+                decoder = ForgeRawAsLogsDecoder(diag, request.follow, ended=ended)
             else:
                 route = Route(f"/api/execution-processes/{target}/normalized-logs/ws")
-                decoder = ForgeLogsDecoder(diag, request.follow)
+                decoder = ForgeLogsDecoder(diag, request.follow, ended=ended)
         elif request.kind == "diff":
             query = {"stats_only": "true"} if request.stats_only else {}
             route = Route(f"/api/task-attempts/{target}/diff/ws", query)
@@ -109,16 +117,6 @@ class ForgeDialect(Dialect):
         record = await self._record(endpoint, "process", process)
         attempt = record.get("task_attempt_id") if record else None
         return attempt if isinstance(attempt, str) else None
-
-    async def _script_reason(self, endpoint: Endpoint, process: str) -> str | None:
-        """The run reason of a script process (setup, cleanup, dev server), else None.
-
-        Only coding agents have normalized logs: a script's normalized stream sends
-        nothing while it runs and 404 once it has finished. Anything this GET cannot
-        tell (another server, an unknown id) is left to the stream to say."""
-        record = await self._record(endpoint, "process", process, strict=False)
-        reason = record.get("run_reason") if record else None
-        return reason if reason in _SCRIPT_REASONS else None
 
     async def _check_attempt(self, endpoint: Endpoint, attempt: str) -> None:
         """The process stream answers an unknown attempt with an empty map: ask REST."""
