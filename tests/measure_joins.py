@@ -9,7 +9,11 @@ clients per stream (normalized-logs and raw-logs) that connect at random moments
 Afterwards each joiner's ops are aligned with the reference's: what is missing, and
 whether the end state still differs from the server's final one. With
 ``--forgectl`` the same moments get ``forgectl logs -f --json`` followers, compared
-with the final state field by field. One line per trial, then the totals.
+with the final state field by field, and ``forgectl logs -f --raw`` followers,
+compared byte for byte with the final output; for the raw ones, how much later than
+the reference client each live line reached forgectl's stdout (forgectl holds raw
+output until a second reading of the history confirms it). One line per trial, then
+the totals.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from forge_bed import (
     WsFollower,
     compare_entries,
     final_entries,
+    final_raw,
     join_stress_session,
     loss,
     ops,
@@ -76,19 +81,28 @@ def trial(
     moments = sorted(rng.uniform(0.3, claude.duration(script) * 0.9) for _ in range(joins))
     joined: dict[str, list[WsFollower]] = {"normalized": [], "raw": []}
     followers: list[Cli] = []
+    raw_followers: list[Cli] = []
     for at in moments:
         wait_for(lambda: time.monotonic() - started >= at, 120, "a join moment")  # noqa: B023
         for kind, route in routes.items():
             joined[kind].append(WsFollower(server.ws_url, route))
         if cli:
             followers.append(Cli(server.url, "logs", run.process_id, "--follow", "--json"))
+            raw_followers.append(Cli(server.url, "logs", run.process_id, "--follow", "--raw"))
     server.wait_for_process(run.attempt_id, "codingagent", TERMINAL_STATUSES, 120)
     for f in [*ref.values(), *joined["normalized"], *joined["raw"]]:
         f.done.wait(30)
-    for c in followers:
+    for c in [*followers, *raw_followers]:
         c.wait(30)
     oracle = final_entries(server, run.process_id, reads=2)
-    counts = {"joins": joins, "n_short": 0, "n_visible": 0, "raw_short": 0, "cli_complete": 0}
+    counts = {
+        "joins": joins,
+        "n_short": 0,
+        "n_visible": 0,
+        "raw_short": 0,
+        "cli_complete": 0,
+        "cli_raw_complete": 0,
+    }
     details = []
     for f in joined["normalized"]:
         lost = missing_ops(ops(ref["normalized"].frames), ops(f.frames), "op")
@@ -106,16 +120,80 @@ def trial(
         if not compare_entries(oracle, reduce_forgectl(c.json_lines())):
             counts["cli_complete"] += 1
         c.kill()
+    final = final_raw(server, run.process_id)["stdout"] if cli else ""
+    delays: list[float] = []
+    for c in raw_followers:
+        if c.stdout == final:
+            counts["cli_raw_complete"] += 1
+        else:
+            details.append(f"forgectl raw: {len(c.stdout)} of {len(final)} bytes")
+        if c.lines:
+            delays += live_delays(ref["raw"], c)
+        c.kill()
+    for raw_cli, json_cli in zip(raw_followers, followers, strict=True):
+        if raw_cli.line_times and json_cli.line_times:
+            FIRST["raw"].append(raw_cli.line_times[0] - raw_cli.started)
+            FIRST["json"].append(json_cli.line_times[0] - json_cli.started)
+    if delays:
+        delays.sort()
+        LATENCIES.extend(delays)
     print(
         f"trial {n}: {len(oracle)} entries, {len(ops(ref['normalized'].frames))} ops; "
         f"normalized joiners short {counts['n_short']}/{joins} "
         f"(end state wrong {counts['n_visible']}), raw joiners short {counts['raw_short']}/{joins}"
-        + (f", forgectl complete {counts['cli_complete']}/{joins}" if cli else ""),
+        + (
+            f", forgectl complete {counts['cli_complete']}/{joins}, "
+            f"forgectl raw complete {counts['cli_raw_complete']}/{joins}"
+            + (f", raw delay {_summary(delays)}" if delays else "")
+            if cli
+            else ""
+        ),
         flush=True,
     )
     for line in details:
         print("   ", line[:200])
     return counts
+
+
+#: Every live raw line's delay, over all trials.
+LATENCIES: list[float] = []
+#: Seconds from starting forgectl to its first line: raw (held until a second
+#: reading confirms it) and JSON followers started at the same moments.
+FIRST: dict[str, list[float]] = {"raw": [], "json": []}
+
+
+def live_delays(reference: WsFollower, follower: Cli) -> list[float]:
+    """For each line forgectl printed that the reference client received after
+    forgectl's first line (live for it, not history): how much later forgectl
+    printed it."""
+    available: list[tuple[int, float]] = []  # (bytes of stdout so far, when)
+    size = 0
+    for frame, at in zip(reference.frames, reference.times, strict=True):
+        for op in frame.get("JsonPatch", []) if isinstance(frame, dict) else []:
+            value = op.get("value") or {}
+            if value.get("type") == "STDOUT":
+                size += len(value["content"])
+                available.append((size, at))
+    delays, printed, i = [], 0, 0
+    for line, at in zip(follower.lines, follower.line_times, strict=True):
+        printed += len(line)
+        while i < len(available) and available[i][0] < printed:
+            i += 1
+        if i == len(available):
+            break
+        came = available[i][1]
+        if came >= follower.line_times[0]:  # produced after it printed its first line
+            delays.append(at - came)
+    return delays
+
+
+def _summary(delays: list[float]) -> str:
+    ms = sorted(d * 1000 for d in delays)
+
+    def pick(q: float) -> float:
+        return ms[min(len(ms) - 1, int(q * len(ms)))]
+
+    return f"p50 {pick(0.5):.0f} ms, p95 {pick(0.95):.0f} ms, max {ms[-1]:.0f} ms ({len(ms)})"
 
 
 def main() -> int:
@@ -134,6 +212,11 @@ def main() -> int:
             ).items():
                 total[key] = total.get(key, 0) + value
     print("total:", json.dumps(total))
+    if LATENCIES:
+        print("forgectl raw live-line delay behind a plain client:", _summary(LATENCIES))
+    if FIRST["raw"]:
+        print("forgectl start to first line, raw -f:", _summary(FIRST["raw"]))
+        print("forgectl start to first line, JSON -f:", _summary(FIRST["json"]))
     return 0
 
 
