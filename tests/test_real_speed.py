@@ -507,6 +507,40 @@ def test_logs_without_follow_returns_despite_a_trickling_frame(hostile: HostileF
         cli.kill()
 
 
+def test_a_frame_trickling_in_counts_against_the_stale_timeout(hostile: HostileForge) -> None:
+    """Following: after the history, a frame whose bytes come one every 0.1 s (20 s
+    in all; no pong can pass it on the wire). Trickling bytes are no sign of life:
+    with --stale-timeout 1.5 forgectl gives up on the link and reconnects, and the
+    second connection's history and end give the whole output."""
+    state = {"n": 0}
+
+    async def logs(ws: RawWs, _: re.Match[str]) -> None:
+        state["n"] += 1
+        for text in history():
+            await ws.send_text(text)
+        if state["n"] == 1:
+            ws.answer_pings = False  # a pong cannot be sent inside a frame
+            slow = frame(patch_add(3, normalized("slow " * 40)).encode())
+            await ws.send_raw(slow, trickle=0.1)
+            await ws.hold()
+        else:
+            await ws.send_text(patch_add(3, normalized("entry 3")))
+            await ws.send_text(json.dumps({"finished": True}))
+            await ws.hold(5)
+
+    hostile.route(rf"/api/execution-processes/{PROC}/normalized-logs/ws", logs)
+    quick = ("--ping-interval", "0.3", "--stale-timeout", "1.5")
+    cli = Cli(hostile.url, "--api", "forge", "logs", PROC, "--follow", "--json", *quick)
+    try:
+        code = cli.wait(15)
+        assert code == 0, "no reconnect within 15 s; " + hostile_context(hostile, cli)
+        got = [e["message"] for e in cli.json_lines()]
+        assert got == ["entry 0", "entry 1", "entry 2", "entry 3"], hostile_context(hostile, cli)
+        assert "reconnect" in cli.stderr, cli.stderr
+    finally:
+        cli.kill()
+
+
 def test_a_frame_over_the_size_limit_is_one_clear_error(hostile: HostileForge) -> None:
     """A frame header announcing 300 MiB (its bytes need not follow): one error line
     naming the size and the limit, not a reconnect loop."""
