@@ -214,6 +214,22 @@ def test_settled_junk_at_20_a_second_or_a_trickling_frame_do_not_hold_it() -> No
     assert trickle.decided == 2 * SETTLE and trickle.cut == 5
 
 
+def test_a_big_first_frame_still_arriving_at_the_first_wait_is_waited_for() -> None:
+    # The history is one 4 MiB frame on a slow link: 2 s on its way (2 MiB/s), longer
+    # than the first wait. It is the history, not an empty one.
+    for rule in (SettledHistory, TailHistory):
+        big = Batch(2.0, 1, received=4 << 20)
+        result = run(rule, [big, *live(5, 100 * MS)])
+        assert result.cut is not None and result.cut >= 1, rule
+        assert result.contiguous()
+
+
+def test_a_first_frame_trickling_in_does_not_hold_an_empty_history() -> None:
+    # 200 bytes over 20 s before any frame: no history came, at the first wait.
+    result = run(SettledHistory, [Batch(20.0, 1, received=200)])
+    assert (result.cut, result.decided) == (0, FIRST_WAIT)
+
+
 def test_settled_nothing_at_all_is_an_empty_history() -> None:
     result = run(SettledHistory, [])
     assert (result.cut, result.decided) == (0, FIRST_WAIT)

@@ -507,6 +507,29 @@ def test_logs_without_follow_returns_despite_a_trickling_frame(hostile: HostileF
         cli.kill()
 
 
+def test_logs_without_follow_waits_for_a_big_first_frame_on_a_slow_link(
+    hostile: HostileForge,
+) -> None:
+    """The whole history is one 4 MiB chunk of raw output, arriving at about 3 MiB/s:
+    longer than the first-frame wait (1 s). It is the history, printed whole, not an
+    empty one."""
+    content = "".join(f"line {i:07d}\n" for i in range(4 << 20 >> 4))
+    value = {"type": "STDOUT", "content": content}
+    big = json.dumps({"JsonPatch": [{"op": "add", "path": "/entries/0", "value": value}]})
+
+    async def raw(ws: RawWs, _: re.Match[str]) -> None:
+        await ws.send_raw(frame(big.encode()), trickle=0.01, piece=32 << 10)
+        await ws.hold()
+
+    hostile.route(rf"/api/execution-processes/{PROC}/raw-logs/ws", raw)
+    cli = Cli(hostile.url, "--api", "forge", "logs", PROC, "--raw")
+    try:
+        assert cli.wait(30) == 0, hostile_context(hostile, cli)
+        assert cli.stdout == content, f"{len(cli.stdout)} of {len(content)} bytes"
+    finally:
+        cli.kill()
+
+
 def test_a_frame_trickling_in_counts_against_the_stale_timeout(hostile: HostileForge) -> None:
     """Following: after the history, a frame whose bytes come one every 0.1 s (20 s
     in all; no pong can pass it on the wire). Trickling bytes are no sign of life:

@@ -94,9 +94,22 @@ class Boundary:
         #: no frame this long after opening: the history is empty
         self.first_wait = first_wait
         self.over = False
+        #: when the first frame arrived
+        self.first_at: float | None = None
+        #: before the first frame: when :data:`BUSY_BYTES` of one last arrived in a wait
+        self.arriving_at = -math.inf
 
     def due(self) -> float:
         raise NotImplementedError
+
+    def first_due(self) -> float:
+        """No frame yet: the history is empty once ``first_wait`` has passed, unless
+        a first frame is arriving (a big one, at a real pace: a trickle is not)."""
+        return max(self.opened_at + self.first_wait, self.arriving_at + self.settle)
+
+    def arriving(self, now: float, received: int) -> None:
+        if received >= BUSY_BYTES:
+            self.arriving_at = now
 
     def batch(self, arrived: float, waited: float, received: int, frames: list[bytes]) -> Batches:
         """A batch of frames that the client waited ``waited`` seconds for, while
@@ -107,6 +120,8 @@ class Boundary:
         """The client waited from ``since`` to ``now`` and no whole frame came
         (``received`` bytes of one did)."""
         out: Batches = []
+        if self.first_at is None:
+            self.arriving(now, received)
         if not self.over and now >= self.due():
             self._end(out)
         return out
@@ -136,7 +151,6 @@ class SettledHistory(Boundary):
 
     def __init__(self, opened_at: float, settle: float, first_wait: float) -> None:
         super().__init__(opened_at, settle, first_wait)
-        self.first_at: float | None = None
         self._window = 0  # the window being measured, from the first frame
         self._waited = 0.0
         self._received = 0
@@ -146,7 +160,7 @@ class SettledHistory(Boundary):
         if self.over:
             return math.inf
         if self.first_at is None:
-            return self.opened_at + self.first_wait
+            return self.first_due()
         return max(self.first_at + 2 * self.settle, self._busy_until + self.settle)
 
     def batch(self, arrived: float, waited: float, received: int, frames: list[bytes]) -> Batches:
@@ -194,7 +208,6 @@ class TailHistory(Boundary):
 
     def __init__(self, opened_at: float, settle: float, first_wait: float) -> None:
         super().__init__(opened_at, settle, first_wait)
-        self.first_at: float | None = None
         self.last_at = opened_at
         #: the batches from the candidate cut on, held
         self._held: deque[list[bytes]] = deque()
@@ -213,7 +226,7 @@ class TailHistory(Boundary):
         if self.over:
             return math.inf
         if self.first_at is None:
-            return self.opened_at + self.first_wait
+            return self.first_due()
         if self._cand_at is not None:
             return self._cand_at + self.settle
         return self.last_at + self.settle
@@ -228,8 +241,10 @@ class TailHistory(Boundary):
             self.first_at = arrived
             self.last_at = arrived
             gap = arrived - self.opened_at
-            if gap >= EMPTY and len(frames) <= DENSE + gap / DENSE_PACE:
-                # Late, and not a backlog: perhaps live output, and no history at all.
+            big = received >= BUSY_BYTES or self.arriving_at > -math.inf
+            if gap >= EMPTY and len(frames) <= DENSE + gap / DENSE_PACE and not big:
+                # Late, and not a backlog (nor a big frame that took its time to
+                # arrive): perhaps live output, and no history at all.
                 self._candidate(arrived, gap, frames)
                 self._cand_empty = True
             else:
