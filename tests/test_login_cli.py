@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
+import signal
 import socket
 import stat
 import subprocess
@@ -318,3 +321,83 @@ def test_login_to_something_else_cannot_check(memory_keyring: MemoryKeyring) -> 
     assert result.exit_code == 6
     assert "cannot check the token" in result.stderr
     assert memory_keyring.entries == {}
+
+
+class TerminalSession:
+    """forgectl with a pseudo-terminal as its controlling terminal and all three
+    standard streams, as when a person types ``forgectl login`` in a shell: the
+    prompt reads from the terminal with echo off (getpass), so whatever comes back
+    through the pty is what the person would see."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: exec at once, nothing of pytest runs here
+            os.execve(str(FORGECTL), [str(FORGECTL), *args], env)
+        self.screen = bytearray()
+
+    def read_until(self, wanted: bytes, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while wanted not in self.screen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{wanted!r} not on the terminal: {bytes(self.screen)!r}"
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready and not self._read():
+                raise AssertionError(f"{wanted!r} never came: {bytes(self.screen)!r}")
+
+    def type(self, text: bytes) -> None:
+        os.write(self.fd, text)
+
+    def finish(self, timeout: float = 30) -> int:
+        """The exit status (negative: the signal), once everything is read."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], deadline - time.monotonic())
+            if ready and not self._read():
+                break
+        os.close(self.fd)
+        _, status = os.waitpid(self.pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+    def _read(self) -> bool:
+        try:
+            data = os.read(self.fd, 4096)
+        except OSError:  # EIO: the child closed its side
+            return False
+        self.screen += data
+        return bool(data)
+
+
+def test_login_prompts_on_the_terminal_without_echo(
+    server: ThreadedReferenceServer, plaintext_env: dict[str, str], isolated_env: Path
+) -> None:
+    """The README's ``forgectl login --server URL  # hidden prompt``: the token typed
+    at the prompt is not echoed, is checked against the server, stored, and used."""
+    session = TerminalSession(["login", "--server", server.url], plaintext_env)
+    session.read_until(b"Token:")
+    session.type(TOKEN.encode() + b"\r")
+    assert session.finish() == 0, bytes(session.screen)
+    assert TOKEN.encode() not in session.screen  # echo was off while it was typed
+    assert b"stored" in session.screen
+    assert server.server.connections[-1].token == TOKEN  # login checked it there
+
+    use = run(["logs", PROC_FINISHED, "--server", server.url, "--json"], plaintext_env)
+    assert use.returncode == 0, use.stderr
+    assert use.stdout.strip()
+    assert server.server.connections[-1].token == TOKEN
+    status = run(["auth", "status", "--server", server.url], plaintext_env)
+    assert "from the OS keyring" in status.stdout
+
+
+#: Ctrl-C halfway through the token; Ctrl-D on an empty line (end of input).
+@pytest.mark.parametrize(("keys", "what"), [(b"tok-half\x03", "Ctrl-C"), (b"\x04", "Ctrl-D")])
+def test_login_interrupted_at_the_prompt_stores_nothing(
+    keys: bytes, what: str, server: ThreadedReferenceServer, plaintext_env: dict[str, str]
+) -> None:
+    session = TerminalSession(["login", "--server", server.url], plaintext_env)
+    session.read_until(b"Token:")
+    session.type(keys)
+    code = session.finish()
+    assert code in (130, -signal.SIGINT), (what, code, bytes(session.screen))
+    assert b"Traceback" not in session.screen
+    status = run(["auth", "status", "--server", server.url], plaintext_env)
+    assert "from the OS keyring" not in status.stdout, (what, status.stdout)
