@@ -33,11 +33,11 @@ FORGECTL = Path(sys.executable).with_name("forgectl")
 IDS = {"3f2a…": PROC_FINISHED, "8c1e…": ATTEMPT_ID}
 #: The scenario's diffs are attempt_abc123's; its process events, another attempt's.
 MONITOR_IDS = {**IDS, "8c1e…": str(SPEC_PROCESS_STARTED["taskAttemptId"])}
-#: Examples that need what a loopback test cannot have, and why.
-NOT_HERE = {
-    "# hidden prompt": "a terminal to type the token at",
-    "git apply": "the spec's example diff is an excerpt, not a whole patch",
-    "# real server": "an agent's tool calls (tests/test_agent_sessions.py runs them)",
+#: Examples that need what this module's reference server cannot give, and the test
+#: that runs them (test_examples_run_elsewhere checks that it exists and names them).
+ELSEWHERE = {
+    "# hidden prompt": "test_login_cli.py::test_login_prompts_on_the_terminal_without_echo",
+    "# real server": "test_agent_sessions.py::readme_recipes",
 }
 SERVER = "https://forge.example.com"
 #: Examples that follow a live stream until interrupted.
@@ -50,9 +50,8 @@ def _shell_examples() -> list[str]:
     for block in blocks:
         for line in block.splitlines():
             command = line.split("  #", 1)[0].strip()
-            for marker in ("# hidden prompt", "# real server"):
-                if marker in line:
-                    command += f"  {marker}"
+            if any(marker in line for marker in ELSEWHERE):
+                continue
             if command.startswith(("forgectl ", "echo ")) and "forgectl" in command:
                 lines.append(command)
     return lines
@@ -61,10 +60,33 @@ def _shell_examples() -> list[str]:
 EXAMPLES = _shell_examples()
 
 
+#: The spec's example diff is an excerpt (a hunk cut short); the README pipes the
+#: diff into ``git apply``, so this module's attempt sends a whole patch.
+WHOLE_PATCH = (
+    "diff --git a/src/auth.ts b/src/auth.ts\nnew file mode 100644\nindex 0000000..def4567\n"
+    "--- /dev/null\n+++ b/src/auth.ts\n@@ -0,0 +1,2 @@\n"
+    "+import jwt from 'jsonwebtoken';\n+export const verify = jwt.verify;\n"
+)
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[ThreadedReferenceServer]:
-    with ThreadedReferenceServer(scenario=default_scenario()) as srv:
+    scenario = default_scenario()
+    for update in scenario.attempts[ATTEMPT_ID].diffs:
+        update.update(diff=WHOLE_PATCH, filesChanged=1, insertions=2, deletions=0)
+    with ThreadedReferenceServer(scenario=scenario) as srv:
         yield srv
+
+
+def test_examples_run_elsewhere() -> None:
+    """The examples left out here are run, by name, by the test ELSEWHERE names."""
+    text = README.read_text()
+    for marker, where in ELSEWHERE.items():
+        assert f"  {marker}" in text, marker
+        module, name = where.split("::")
+        source = (README.parent / "tests" / module).read_text()
+        assert re.search(rf"^def {name}\(", source, re.M), where
+    assert "README" in (README.parent / "tests" / "test_agent_sessions.py").read_text()
 
 
 def test_the_readme_has_examples_for_every_command() -> None:
@@ -76,9 +98,6 @@ def test_the_readme_has_examples_for_every_command() -> None:
 def test_readme_example(
     example: str, server: ThreadedReferenceServer, tmp_path: Path, isolated_env: Path
 ) -> None:
-    for marker, why in NOT_HERE.items():
-        if marker in example:
-            pytest.skip(f"needs {why}")
     if "| jq" in example and shutil.which("jq") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("jq is not installed (tests/run.sh installs it)")
@@ -116,6 +135,8 @@ def test_readme_example(
             expected = {0, 7}  # the reference server may not report every exit status
         assert proc.returncode in expected, (example, proc.returncode, err.decode())
     assert b"Traceback" not in err and b"error:" not in err, err.decode()
+    if "git apply --stat" in example:
+        assert re.search(r"src/auth.ts \| +2 \+\+", out.decode()), out.decode()
     selective = ("--since", "--grep", "--level", "login", "logout", ">")
     if not any(word in example for word in selective):
         assert out.strip(), f"{example!r} printed nothing"
