@@ -130,6 +130,31 @@ class InvalidValue(UsageError):
         self.reason = reason
 
 
+class AmbiguousId(UsageError):
+    """An id prefix that several ids start with, as git says of a short hash.
+
+    ``kind`` (``"process"``, ``"attempt"``...), ``given`` (the prefix) and
+    ``candidates``: (id, what it is) pairs, every id that starts with it.
+    """
+
+    def __init__(self, kind: str, given: str, candidates: list[tuple[str, str]]) -> None:
+        from .escape import escape_line
+
+        named = [
+            escape_line(f"{ident} ({about})" if about else ident) for ident, about in candidates[:6]
+        ]
+        more = f" and {len(candidates) - 6} more" if len(candidates) > 6 else ""
+        plural = f"{kind}es" if kind.endswith("s") else f"{kind}s"
+        super().__init__(
+            f"{kind} id {given} is ambiguous: {len(candidates)} {plural} start with it: "
+            + ", ".join(named)
+            + more
+        )
+        self.kind = kind
+        self.given = given
+        self.candidates = candidates
+
+
 class ConnectError(ForgeError):
     """The server could not be reached (refused, DNS, TLS, timeout)."""
 

@@ -25,6 +25,11 @@ PROCESS_EVENT_TYPES = (
     "process_failed",
     "process_stopped",
 )
+#: A process's status in a :class:`ProcessRecord` (the real server's words; the
+#: documented API's process_stopped counts as ``killed``).
+PROCESS_STATUSES = ("running", "completed", "failed", "killed")
+#: Why the real server ran a process (``runReason``).
+RUN_REASONS = ("setupscript", "codingagent", "cleanupscript", "devserver")
 
 
 def deep_json(obj: Any, *, sort_keys: bool = False) -> bytes:
@@ -113,6 +118,11 @@ class LogEntry(Event):
     def metadata(self) -> dict[str, Any] | None:
         value = self.data.get("metadata")
         return value if isinstance(value, dict) else None
+
+    @property
+    def process_id(self) -> str | None:
+        """The process the entry is from, in an attempt's logs (``processId``)."""
+        return _str(self.data, "processId")
 
 
 class ProcessEvent(Event):
@@ -236,6 +246,60 @@ class DiffUpdate(Event):
         return _str(self.data, "timestamp")
 
 
+class ProcessRecord(Event):
+    """One execution process as it stands: what ``ps`` prints, one per line.
+
+    ``{processId, taskAttemptId, runReason, executor, status, exitCode, startedAt,
+    completedAt}``, the documented API's names; ``status`` is one of
+    :data:`PROCESS_STATUSES`. :attr:`chained` (not in the JSON) says the server
+    was told to start another process once this one completes (the real server's
+    ``next_action``: a setup script's coding agent, an agent's cleanup script).
+    """
+
+    __slots__ = ("chained",)
+    kind = "record"
+
+    def __init__(self, data: dict[str, Any], chained: bool = False) -> None:
+        self.data = data
+        self.chained = chained
+
+    @property
+    def process_id(self) -> str:
+        return _str(self.data, "processId") or ""
+
+    @property
+    def task_attempt_id(self) -> str | None:
+        return _str(self.data, "taskAttemptId")
+
+    @property
+    def run_reason(self) -> str | None:
+        return _str(self.data, "runReason")
+
+    @property
+    def executor(self) -> str | None:
+        return _str(self.data, "executor")
+
+    @property
+    def status(self) -> str:
+        return _str(self.data, "status") or "running"
+
+    @property
+    def exit_code(self) -> int | None:
+        return _int(self.data, "exitCode")
+
+    @property
+    def started_at(self) -> str | None:
+        return _str(self.data, "startedAt")
+
+    @property
+    def completed_at(self) -> str | None:
+        return _str(self.data, "completedAt")
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
 class RawChunk(Event):
     """A piece of raw process output, kept as the exact bytes the process wrote.
 
@@ -245,6 +309,8 @@ class RawChunk(Event):
 
     __slots__ = ("raw", "stream")
     kind = "raw"
+    #: The process it is from, in an attempt's logs (:class:`ProcessChunk`).
+    process_id: str | None = None
 
     def __init__(self, raw: bytes, stream: str | None = None) -> None:
         # No dict per chunk: raw output is the hot path of ``logs --raw``.
@@ -273,6 +339,23 @@ class RawChunk(Event):
 
     def __repr__(self) -> str:
         return f"RawChunk({self.raw!r}, stream={self.stream!r})"
+
+
+class ProcessChunk(RawChunk):
+    """Raw output of one of an attempt's processes: ``to_dict()`` adds ``processId``."""
+
+    __slots__ = ("process_id",)
+
+    def __init__(self, raw: bytes, stream: str | None, process_id: str) -> None:
+        self.raw = raw
+        self.stream = stream
+        self.process_id = process_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stream": self.stream, "content": self.text, "processId": self.process_id}
+
+    def __repr__(self) -> str:
+        return f"ProcessChunk({self.raw!r}, stream={self.stream!r}, process_id={self.process_id!r})"
 
 
 class Marker(Event):

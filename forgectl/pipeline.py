@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .events import BACKLOG_END, Event, ProcessEvent
+from .events import BACKLOG_END, PROCESS_STATUSES, RUN_REASONS, Event, ProcessEvent, ProcessRecord
 from .filters import (
     LogFilter,
     ProcessFilter,
@@ -28,7 +28,7 @@ from .filters import (
 )
 from .status import exit_status
 
-__all__ = ["Pipeline", "log_pipeline", "monitor_pipeline"]
+__all__ = ["Pipeline", "log_pipeline", "monitor_pipeline", "record_filter"]
 
 
 @dataclass
@@ -201,3 +201,35 @@ def monitor_pipeline(
         return 0 if until_idle and not running else None
 
     return Pipeline(keep=keep, until=until, at_backlog=at_backlog if until_idle else None)
+
+
+def record_filter(
+    *,
+    status: str | Iterable[str] | None = None,
+    run_reason: str | Iterable[str] | None = None,
+) -> Callable[[ProcessRecord], bool]:
+    """Which process records ``ps`` keeps: ``status`` (running, completed, failed,
+    killed) and ``run_reason`` (setupscript, codingagent, cleanupscript,
+    devserver), each one name, a comma list or several names. Raises
+    :class:`~forgectl.errors.InvalidValue` for a name that is none of those."""
+    statuses = _choices("status", status, PROCESS_STATUSES)
+    reasons = _choices("run_reason", run_reason, RUN_REASONS)
+
+    def keep(record: ProcessRecord) -> bool:
+        return (not statuses or record.status in statuses) and (
+            not reasons or record.run_reason in reasons
+        )
+
+    return keep
+
+
+def _choices(
+    param: str, value: str | Iterable[str] | None, known: tuple[str, ...]
+) -> frozenset[str]:
+    from .errors import InvalidValue
+
+    names = {n.strip().lower() for v in _names(value) for n in v.split(",") if n.strip()}
+    for name in sorted(names):
+        if name not in known:
+            raise InvalidValue(param, name, f"choose from {', '.join(known)}")
+    return frozenset(names)

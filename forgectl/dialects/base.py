@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..constants import DEFAULT_FIRST_WAIT
-from ..events import Event
+from ..events import Event, ProcessRecord
 from ..transport import Route
 from ..urls import check_id
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..diagnostics import Diagnostics
     from ..transport import Endpoint
 
-StreamKind = Literal["logs", "raw", "monitor", "diff"]
+StreamKind = Literal["logs", "raw", "monitor", "diff", "records"]
 
 
 @dataclass(slots=True)
@@ -24,7 +24,7 @@ class StreamRequest:
     """What a command (or a library call) wants to follow."""
 
     kind: StreamKind
-    target: str | None = None  # process id (logs/raw) or attempt id (diff/monitor)
+    target: str | None = None  # process id (logs/raw) or attempt id (diff/monitor/records)
     follow: bool = False
     stats_only: bool = False  # diff: counts only, no contents
     first_wait: float = DEFAULT_FIRST_WAIT  # diff: how long to wait for the first update
@@ -33,7 +33,7 @@ class StreamRequest:
 
     def __post_init__(self) -> None:
         # Ids enter the core here: a bad one is a usage error before any request.
-        noun = "an attempt id" if self.kind in ("diff", "monitor") else "a process id"
+        noun = "an attempt id" if self.kind in ("diff", "monitor", "records") else "a process id"
         if self.target is not None:
             check_id(self.target, noun)
         for process in self.processes:
@@ -189,3 +189,22 @@ class Dialect:
     ) -> Plan | None:
         """Another plan when ``plan``'s route failed with ``error`` (or None)."""
         return None
+
+    async def list_processes(
+        self,
+        endpoint: Endpoint,
+        diag: Diagnostics,
+        *,
+        attempt: str | None = None,
+        task: str | None = None,
+        project: str | None = None,
+    ) -> list[ProcessRecord] | None:
+        """The processes the server lists (of an attempt, a task, a project), as
+        records; None when the dialect has no list to ask: the caller then derives
+        one from the event stream (a ``records`` request without follow)."""
+        return None
+
+    async def resolve_id(self, kind: str, given: str, endpoint: Endpoint, diag: Diagnostics) -> str:
+        """The whole id (``kind``: process, attempt, task, project) that ``given``
+        names when the dialect can tell from a list; else ``given``."""
+        return given

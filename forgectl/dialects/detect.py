@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import ConnectError, Hint, NotFoundError, ProtocolError
+from ..ids import is_uuid, uuid_prefix
 from .base import Dialect, Plan, StreamRequest
 from .documented import DocumentedDialect
 from .forge import ForgeDialect, probe_forge
 
 if TYPE_CHECKING:
     from ..diagnostics import Diagnostics
+    from ..events import ProcessRecord
     from ..transport import Endpoint
 
 
@@ -71,6 +73,43 @@ class AutoDialect(Dialect):
             url=endpoint.server.url,
             hint=Hint.SERVER,
         )
+
+    async def _decide(self, endpoint: Endpoint, diag: Diagnostics) -> Dialect | None:
+        """The dialect, asking ``GET /api/health`` if none is chosen yet: the real
+        server's when it answers as Forge, else None (the documented route is then
+        tried first, as ever)."""
+        if self.chosen is None:
+            is_forge, said = await probe_forge(endpoint)
+            if not is_forge:
+                return None
+            self.chosen = self.forge
+            self.forge.verified = True
+            diag.trace(f"dialect: forge (GET /api/health answered {said})")
+        return self.chosen
+
+    async def list_processes(
+        self,
+        endpoint: Endpoint,
+        diag: Diagnostics,
+        *,
+        attempt: str | None = None,
+        task: str | None = None,
+        project: str | None = None,
+    ) -> list[ProcessRecord] | None:
+        chosen = await self._decide(endpoint, diag)
+        if chosen is None:
+            return None
+        return await chosen.list_processes(
+            endpoint, diag, attempt=attempt, task=task, project=project
+        )
+
+    async def resolve_id(self, kind: str, given: str, endpoint: Endpoint, diag: Diagnostics) -> str:
+        # Only an id the real server could complete is worth asking about: the
+        # documented API's ids have no fixed form.
+        if self.chosen is None and (is_uuid(given) or not uuid_prefix(given)):
+            return given
+        chosen = await self._decide(endpoint, diag)
+        return given if chosen is None else await chosen.resolve_id(kind, given, endpoint, diag)
 
     def connected(self, diag: Diagnostics) -> None:
         if self.chosen is None:

@@ -14,7 +14,7 @@ import orjson
 from orjson import JSONDecodeError, loads
 
 from ..diagnostics import describe_frame
-from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk, deep_json
+from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, ProcessRecord, RawChunk, deep_json
 from ..transport import Route
 from ..urls import segment
 from .base import Decoder, Dialect, Plan, StreamRequest
@@ -129,6 +129,85 @@ class DocumentedMonitorDecoder(_DocumentedDecoder):
         return ProcessEvent(obj)
 
 
+class DocumentedRecordsDecoder(DocumentedMonitorDecoder):
+    """The event stream folded into one record per process (``ps``, ``logs --attempt``).
+
+    The documented API lists no processes: what its event stream sends (the
+    history it replays on connecting, then live events) is all there is. Each
+    event updates its process's record; a record is yielded whenever what it
+    says changes. ``process_stopped`` counts as ``killed``, as on the real server.
+    The driver finds where the history ends (by time: the API does not mark it).
+    """
+
+    history_rule = "late"
+
+    def __init__(self, request: StreamRequest, diag: Diagnostics) -> None:
+        super().__init__(request, diag)
+        self.attempt = request.target
+        self.records: dict[str, dict[str, Any]] = {}
+        self.shown: dict[str, dict[str, Any]] = {}
+
+    def feed(self, frame: bytes | str) -> Iterable[Event]:
+        out: list[Event] = []
+        for event in super().feed(frame):
+            if isinstance(event, ProcessEvent):
+                record = self.fold(event)
+                if record is not None:
+                    out.append(record)
+        return out
+
+    def fold(self, event: ProcessEvent) -> ProcessRecord | None:
+        pid = event.process_id
+        if pid is None:
+            return None
+        record = self.records.get(pid)
+        if record is None:
+            record = self.records[pid] = dict.fromkeys(RECORD_FIELDS)
+            record.update(processId=pid, status="running")
+        for key, field in (
+            ("taskAttemptId", event.task_attempt_id),
+            ("executor", event.executor),
+            ("runReason", event.run_reason),
+        ):
+            if field is not None:
+                record[key] = field
+        kind = event.type
+        if kind == "process_started":
+            record["startedAt"] = event.started_at or record["startedAt"]
+        elif kind in _ENDS:
+            record["status"] = _ENDS[kind]
+            record["completedAt"] = (
+                event.completed_at or event.failed_at or event.stopped_at or record["completedAt"]
+            )
+            if event.exit_code is not None:
+                record["exitCode"] = event.exit_code
+        if self.attempt is not None and record["taskAttemptId"] != self.attempt:
+            return None
+        if self.shown.get(pid) == record:
+            return None
+        self.shown[pid] = dict(record)
+        return ProcessRecord(dict(record))
+
+
+#: The fields of a record, in the order ``ps --json`` prints them.
+RECORD_FIELDS = (
+    "processId",
+    "taskAttemptId",
+    "runReason",
+    "executor",
+    "status",
+    "exitCode",
+    "startedAt",
+    "completedAt",
+)
+#: End events → the status they give a record.
+_ENDS = {
+    "process_completed": "completed",
+    "process_failed": "failed",
+    "process_stopped": "killed",
+}
+
+
 class DocumentedDiffDecoder(_DocumentedDecoder):
     """``diff_update`` messages; identical consecutive updates are printed once."""
 
@@ -208,6 +287,9 @@ class DocumentedDialect(Dialect):
         elif request.kind == "diff":
             path = f"/ws/task-attempts/{target}/diff"
             decoder = DocumentedDiffDecoder(request, diag)
+        elif request.kind == "records":
+            path = "/ws/execution-processes"
+            decoder = DocumentedRecordsDecoder(request, diag)
         else:
             path = "/ws/execution-processes"
             decoder = DocumentedMonitorDecoder(request, diag)

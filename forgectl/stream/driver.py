@@ -68,6 +68,8 @@ class Stream:
         self._channel: Channel | None = None
         self._waiting_said = False
         self._start_deadline: float | None = None
+        #: A connection has opened: what fails from now on failed after a start.
+        self.opened = False
 
     async def _open(self, plan: Plan) -> Channel:
         route = plan.route
@@ -200,6 +202,7 @@ class Stream:
             if self._waiting_said and connections == 0:
                 decoder.appeared()
             connections += 1
+            self.opened = True
             connection = Connection(
                 channel,
                 decoder,

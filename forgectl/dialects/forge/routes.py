@@ -12,12 +12,15 @@ from ...transport import Route
 from ...transport.rest import get, get_data
 from ...urls import segment
 from ..base import Decoder, Dialect, Plan, StreamRequest
+from . import listing
 from .diffs import ForgeDiffDecoder
 from .logs import ForgeLogsDecoder, ForgeRawAsLogsDecoder, ForgeRawDecoder
 from .processes import ForgeMonitorDecoder
+from .records import ForgeRecordsDecoder
 
 if TYPE_CHECKING:
     from ...diagnostics import Diagnostics
+    from ...events import ProcessRecord
     from ...transport import Endpoint
 
 
@@ -95,6 +98,12 @@ class ForgeDialect(Dialect):
             decoder = ForgeDiffDecoder(
                 diag, request.target or "", request.follow, request.first_wait
             )
+        elif request.kind == "records":
+            if not request.target:
+                raise ValueError("the real server streams the records of one attempt only")
+            await self._check_attempt(endpoint, request.target)
+            route = Route("/api/execution-processes/stream/ws", {"task_attempt_id": request.target})
+            decoder = ForgeRecordsDecoder(diag, request.target)
         elif attempt := await self._monitor_attempt(request, endpoint):
             route = Route("/api/execution-processes/stream/ws", {"task_attempt_id": attempt})
             decoder = ForgeMonitorDecoder(diag, history=request.history, sse=False, attempt=attempt)
@@ -102,6 +111,35 @@ class ForgeDialect(Dialect):
             route = Route("/api/events", sse=True)
             decoder = ForgeMonitorDecoder(diag, history=request.history, sse=True, attempt=None)
         return Plan(route, decoder, request.what)
+
+    async def list_processes(
+        self,
+        endpoint: Endpoint,
+        diag: Diagnostics,
+        *,
+        attempt: str | None = None,
+        task: str | None = None,
+        project: str | None = None,
+    ) -> list[ProcessRecord]:
+        try:
+            return await listing.list_processes(
+                endpoint, attempt=attempt, task=task, project=project
+            )
+        except NotFoundError as missing:
+            if not self.verified:  # another server's 404 is not "no such attempt"
+                await self._verify(endpoint, missing)
+            raise
+
+    async def resolve_id(self, kind: str, given: str, endpoint: Endpoint, diag: Diagnostics) -> str:
+        try:
+            found = await listing.resolve(endpoint, kind, given)
+        except NotFoundError as missing:
+            if not self.verified:
+                await self._verify(endpoint, missing)
+            raise
+        if found != given:
+            diag.trace(f"{kind} id {given} is {found}")
+        return found
 
     async def _monitor_attempt(self, request: StreamRequest, endpoint: Endpoint) -> str | None:
         """The attempt whose process stream to follow: --attempt, else the one attempt

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...events import Event, LogEntry, ProcessEvent
+from ...events import Event, LogEntry, ProcessEvent, ProcessRecord
 from ...times import parse_time
 
 #: The raw entry types, and the stream each names.
@@ -351,6 +351,27 @@ def _executor(record: dict[str, Any]) -> str | None:
         if type(typ.get(key)) is str:
             return str(typ[key])
     return None
+
+
+def process_record(record: dict[str, Any]) -> ProcessRecord:
+    """A real-server execution-process record as ``ps`` prints it (the documented
+    names; ``chained`` when its ``executor_action`` names a ``next_action``)."""
+    action = record.get("executor_action")
+    chained = type(action) is dict and type(action.get("next_action")) is dict
+    status = record.get("status")
+    return ProcessRecord(
+        {
+            "processId": record.get("id"),
+            "taskAttemptId": record.get("task_attempt_id"),
+            "runReason": record.get("run_reason"),
+            "executor": _executor(record),
+            "status": status if type(status) is str else "running",
+            "exitCode": record.get("exit_code"),
+            "startedAt": record.get("started_at") or record.get("created_at"),
+            "completedAt": record.get("completed_at"),
+        },
+        chained=chained,
+    )
 
 
 def _state(record: dict[str, Any]) -> tuple[Any, ...]:
