@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import click
 
@@ -123,23 +123,28 @@ class Application:
         except (AttributeError, ValueError):
             return "json"
 
-    def renderer(self, mode: str, color: str, **pretty: Any) -> Renderer:
+    def renderer(
+        self, mode: str, color: str, *, out: BinaryIO | None = None, **pretty: Any
+    ) -> Renderer:
+        """The renderer for an output mode (json, raw, pretty), writing to stdout
+        (or ``out``: one process's share of it, see ``logs --attempt``)."""
         verbatim = bool(pretty.pop("verbatim", False))
         if mode == "json":
             from ..output.jsonl import JsonLinesRenderer
 
-            return JsonLinesRenderer()
+            return JsonLinesRenderer(out)
         if mode == "raw":
             from ..output.raw import RawRenderer
 
             return RawRenderer(
+                out,
                 timestamps=bool(pretty.get("timestamps")),
                 sanitize=not verbatim and _is_terminal(sys.stdout),
                 notice=self.diag.note,
             )
         from ..output.pretty import PrettyRenderer
 
-        return PrettyRenderer(color=color, **pretty)
+        return PrettyRenderer(out, color=color, **pretty)
 
     def message(self, error: ForgeError) -> str:
         """The error's line for a person at a shell: its facts, then the flags that help."""

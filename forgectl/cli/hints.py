@@ -10,7 +10,14 @@ from ..constants import ENV_SERVER, ENV_TOKEN
 from ..errors import ForgeError, Hint, InvalidValue
 
 #: Library parameter → the flag that sets it.
-FLAGS = {"since": "--since", "level": "--level", "grep": "--grep", "tail": "--tail"}
+FLAGS = {
+    "since": "--since",
+    "level": "--level",
+    "grep": "--grep",
+    "tail": "--tail",
+    "status": "--status",
+    "run_reason": "--run-reason",
+}
 
 
 def phrase(error: ForgeError, api: str) -> str:

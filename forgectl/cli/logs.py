@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from ..constants import TOOL_OUTPUT_CHOICES
 from ..events import LEVEL_ALIASES, LEVELS
 from .app import Application, pass_app
-from .complete import complete_process_id
+from .complete import complete_attempt_id, complete_process_id
 from .options import (
     Command,
     Count,
@@ -33,16 +33,26 @@ EXIT_STATUS_GRACE = 10.0
     cls=Command,
     epilog="""\b
 Examples:
-  forgectl logs 3f2a... --follow
+  forgectl logs 3f2a --follow                  # an id, or its start (forgectl ps)
+  forgectl logs --attempt 8c1e -f              # every process of the attempt
   forgectl logs 3f2a... --json | jq -r 'select(.level=="error") | .message'
   forgectl logs 3f2a... --raw > build.log
   forgectl logs 3f2a... --follow --exit-status --wait-start 60   # CI: wait, then exit as the job did""",
 )
 @click.argument(
     "process_id",
-    metavar="PROCESS_ID",
+    metavar="[PROCESS_ID]",
+    required=False,
     shell_complete=complete_process_id,
     callback=nonempty_id,
+)
+@click.option(
+    "--attempt",
+    "-a",
+    metavar="ATTEMPT_ID",
+    shell_complete=complete_attempt_id,
+    callback=nonempty_id,
+    help="Every process of this attempt, each line prefixed (JSON: processId).",
 )
 @click.option(
     "--raw",
@@ -113,7 +123,8 @@ Examples:
 def logs(
     app: Application,
     /,
-    process_id: str,
+    process_id: str | None,
+    attempt: str | None,
     raw: bool,
     verbatim: bool,
     follow: bool,
@@ -128,17 +139,26 @@ def logs(
     output: str | None,
     color: str,
 ) -> None:
-    """Print the logs of an execution process.
+    """Print the logs of an execution process, or of every process of an attempt.
 
     Normalized entries ({level, message, timestamp, source, metadata}; JSON
     lines when piped), or with --raw its output. Without --follow: what it has
     logged so far, then exit (at once if it has finished, else after --settle
-    seconds of quiet). With --follow: until it ends.
+    seconds of quiet). With --follow: until it ends; with --attempt, until
+    nothing of the attempt runs or is about to start.
     """
     from .app import usage_guard
     from .runner import run
     from .streaming import render
 
+    if (process_id is None) == (attempt is None):
+        raise click.UsageError(
+            "give a PROCESS_ID or --attempt ATTEMPT_ID, not both"
+            if attempt
+            else "give a PROCESS_ID or --attempt ATTEMPT_ID (forgectl ps lists them)"
+        )
+    if exit_status and attempt:
+        raise click.UsageError("--exit-status follows one process: give its PROCESS_ID")
     if exit_status and not follow:
         raise click.UsageError("--exit-status needs --follow")
     if verbatim and not raw:
@@ -151,6 +171,25 @@ def logs(
         )
     mode = output or ("raw" if raw else app.output_mode(None))
     forge = app.client()
+    if attempt is not None:
+        _attempt_logs(
+            app,
+            forge,
+            attempt,
+            mode,
+            color,
+            raw=raw,
+            follow=follow,
+            filters={
+                "level": levels,
+                "source": sources,
+                "grep": grep,
+                "since": since,
+                "tail": tail,
+            },
+            pretty={"timestamps": timestamps, "verbatim": verbatim, "tool_output": tool_output},
+        )
+    assert process_id is not None
     with usage_guard(app):
         if raw:
             entries = forge.processes.stream_logs(
@@ -181,6 +220,51 @@ def logs(
             return await _exit_status(app, forge, process_id, waiting)
         finally:
             waiting.cancel()
+
+    run(app, body)
+
+
+def _attempt_logs(
+    app: Application,
+    forge: ForgeClient,
+    attempt: str,
+    mode: str,
+    color: str,
+    *,
+    raw: bool,
+    follow: bool,
+    filters: dict[str, Any],
+    pretty: dict[str, Any],
+) -> NoReturn:
+    """``logs --attempt``: one renderer per process behind a prefix, or JSON lines."""
+    import sys
+
+    from .app import usage_guard
+    from .runner import run
+    from .streaming import render
+
+    with usage_guard(app):
+        if raw:
+            filters = {k: v for k, v in filters.items() if k not in ("level", "since")}
+        entries = forge.processes.stream_attempt_logs(
+            attempt, "raw" if raw else "normalized", follow=follow, **filters
+        )
+    if mode == "json":
+        renderer = app.renderer("json", color)
+    else:
+        from ..output.prefixed import AttemptRenderer, process_label
+
+        prefixed = mode == "pretty" or sys.stdout.isatty()
+
+        def label(pid: str) -> str:
+            return process_label(entries.records, pid) if prefixed else ""
+
+        renderer = AttemptRenderer(
+            lambda out: app.renderer(mode, color, out=out, **pretty), label, color=color
+        )
+
+    async def body() -> int:
+        return await render(app, entries, renderer)
 
     run(app, body)
 

@@ -21,6 +21,7 @@ COMMANDS = {
     "logs": ("logs", "logs"),
     "monitor": ("monitor", "monitor"),
     "diff": ("diff", "diff"),
+    "ps": ("ps", "ps"),
     "login": ("login", "login"),
     "logout": ("login", "logout"),
     "auth": ("login", "auth"),
@@ -91,7 +92,9 @@ Exit status: {ExitCode.summary()}.
 
 \b
 Examples:
-  forgectl logs PROCESS_ID --follow
+  forgectl ps                                   # find an id: processes, newest first
+  forgectl logs PROCESS_ID --follow             # or the start of one: 3f2a
+  forgectl logs --attempt ATTEMPT_ID --follow   # all of an attempt's processes
   forgectl monitor --json | jq -c 'select(.type=="process_failed")'
   forgectl --server http://127.0.0.1:8887 diff ATTEMPT_ID --stat"""
 

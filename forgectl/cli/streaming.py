@@ -5,15 +5,22 @@ library stream (events, filtered) → renderer → stdout
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ..client import EventStream
+    from ..events import Event
     from ..output.base import Renderer
     from .app import Application
 
 
-async def render(app: Application, events: EventStream[Any], renderer: Renderer) -> int:
+class Pumped(Protocol):
+    """A library stream: an :class:`~forgectl.client.EventStream`, or an attempt's logs."""
+
+    async def pump(self, sink: Callable[[Event], object]) -> int: ...
+
+
+async def render(app: Application, events: Pumped, renderer: Renderer) -> int:
     """Print ``events`` through ``renderer``; return the stream's exit status."""
     try:
         return await events.pump(renderer.render)
