@@ -1,0 +1,303 @@
+"""``forgectl logs --attempt``: every process of an attempt in one stream, on the REAL binary.
+
+An attempt of a setup script, a scripted coding agent (tests/agents) and a dev
+server; what forgectl prints for each process is compared with that process's
+final state as a fresh plain client reads it (``forge_bed.final_entries`` and
+``final_raw``). With ``-f``, the command is started before the coding agent and
+the cleanup script exist (the agent waits at its gate), must pick them up as the
+server starts them, and must end by itself once the attempt is idle.
+
+    unshare -rn sh -c 'ip link set lo up && exec .venv/bin/python -m pytest -q tests/test_attempt_logs.py'
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agents import AgentBed, claude
+from forge_bed import Cli, compare_entries, final_entries, final_raw, reduce_forgectl, wait_for
+from forge_server import TERMINAL_STATUSES, ForgeServer
+from forge_testing import BINARY, require_real_server
+from ptyrun import PtyRun
+
+from forgectl.attempt_logs import CHAIN_WAIT
+from forgectl.ids import short_ids
+
+pytestmark = [pytest.mark.forge, pytest.mark.timeout(150)]
+
+EXE = str(Path(sys.executable).with_name("forgectl"))
+SETUP = "echo setup-start; echo setup-warning >&2; for i in 1 2 3; do echo setup line $i; done"
+DEV = "echo dev-up; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"
+CLEANUP = "echo cleanup-ran; echo cleanup-err >&2"
+
+
+def session(text: str) -> claude.Session:
+    return claude.Session(
+        turns=[
+            claude.Turn([claude.Thinking("Look first."), claude.Text(text)]),
+            claude.Turn(
+                [claude.Tool("Bash", {"command": "pytest -q"}, result="2 passed", runs_for=0.05)]
+            ),
+            claude.Turn([claude.Text("All done.")]),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory: pytest.TempPathFactory) -> AgentBed:
+    return AgentBed(tmp_path_factory.mktemp("agents"))
+
+
+@pytest.fixture(scope="module")
+def server(bed: AgentBed) -> Iterator[ForgeServer]:
+    require_real_server()
+    with ForgeServer(BINARY, path_prefix=[bed.bin_dir]) as srv:
+        yield srv
+
+
+@dataclass
+class Attempt:
+    attempt_id: str
+    processes: list[dict[str, Any]]  # oldest first
+
+
+def make_attempt(
+    server: ForgeServer,
+    bed: AgentBed,
+    name: str,
+    script: dict[str, Any],
+    *,
+    cleanup: str | None = None,
+) -> tuple[str, str]:
+    """A project (setup script, dev script, optional cleanup script) and a task
+    whose agent plays ``script``; returns (attempt id, marker)."""
+    marker = bed.add(script, name)
+    project = server.create_project(
+        name, server.make_repo(name), setup_script=SETUP, dev_script=DEV, cleanup_script=cleanup
+    )
+    task = server.create_task(project["id"], name, f"Scripted session {marker}")
+    return server.create_attempt(task["id"])["id"], marker
+
+
+@pytest.fixture(scope="module")
+def finished(server: ForgeServer, bed: AgentBed) -> Attempt:
+    """Setup script, coding agent (completed), then a dev server, killed: all ended."""
+    attempt_id, _ = make_attempt(server, bed, "whole", claude.script(session("Hello there.")))
+    agent = server.wait_for_process(attempt_id, "codingagent", TERMINAL_STATUSES, 60)
+    assert agent["status"] == "completed", bed.failures()
+    server.start_dev_server(attempt_id)
+    dev = server.wait_for_process(attempt_id, "devserver", {"running"}, 20)
+    wait_for(lambda: final_raw_running(server, dev["id"]).count("tick") >= 3, 20, "three dev ticks")
+    server.stop_process(dev["id"])
+    server.wait_for_process(attempt_id, "devserver", {"killed"}, 20)
+    records = sorted(server.list_processes(attempt_id), key=lambda r: r["created_at"])
+    assert [r["run_reason"] for r in records] == ["setupscript", "codingagent", "devserver"]
+    return Attempt(attempt_id, records)
+
+
+def final_raw_running(server: ForgeServer, process_id: str) -> str:
+    """What a running dev server has printed so far (a forgectl read of it)."""
+    done = run(server, "logs", process_id, "--raw")
+    return done.stdout
+
+
+def run(server: ForgeServer, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EXE, "-s", server.url, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def jsonl(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def blocks(lines: list[dict[str, Any]]) -> list[str]:
+    """The process ids in the order their lines come, each run of lines once."""
+    out: list[str] = []
+    for line in lines:
+        if not out or out[-1] != line["processId"]:
+            out.append(line["processId"])
+    return out
+
+
+def check_process(server: ForgeServer, record: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+    """forgectl's normalized lines of one process against its final state."""
+    pid = record["id"]
+    mine = [line for line in lines if line["processId"] == pid]
+    assert mine, f"nothing of {record['run_reason']} {pid}"
+    if record["run_reason"] == "codingagent":
+        plain = [{k: v for k, v in line.items() if k != "processId"} for line in mine]
+        problems = compare_entries(final_entries(server, pid, reads=2), reduce_forgectl(plain))
+        assert problems == [], "\n".join(problems)
+        return
+    final = final_raw(server, pid)
+    for stream in ("stdout", "stderr"):
+        got = "".join(line["message"] + "\n" for line in mine if line["source"] == stream)
+        assert got == final[stream], (record["run_reason"], stream)
+
+
+def test_every_process_of_an_attempt_in_order_as_the_server_has_it(
+    server: ForgeServer, finished: Attempt
+) -> None:
+    done = run(server, "logs", "--attempt", finished.attempt_id, "--json")
+    assert done.returncode == 0, done.stderr
+    lines = jsonl(done.stdout)
+    assert blocks(lines) == [r["id"] for r in finished.processes]  # each whole, oldest first
+    for record in finished.processes:
+        check_process(server, record, lines)
+
+
+def test_raw_output_of_every_process_byte_for_byte(server: ForgeServer, finished: Attempt) -> None:
+    as_json = run(server, "logs", "--attempt", finished.attempt_id[:8], "--raw", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    chunks = jsonl(as_json.stdout)
+    assert blocks(chunks) == [r["id"] for r in finished.processes]
+    for record in finished.processes:
+        final = final_raw(server, record["id"])
+        for stream in ("stdout", "stderr"):
+            got = "".join(
+                c["content"]
+                for c in chunks
+                if c["processId"] == record["id"] and c["stream"] == stream
+            )
+            assert got == final[stream], (record["run_reason"], stream)
+    piped = run(server, "logs", "--attempt", finished.attempt_id, "--raw")
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == "".join(c["content"] for c in chunks)  # no prefix into a pipe
+
+
+def test_filters_and_tail_apply_to_each_process(server: ForgeServer, finished: Attempt) -> None:
+    whole = jsonl(run(server, "logs", "--attempt", finished.attempt_id, "--json").stdout)
+    tail = run(server, "logs", "--attempt", finished.attempt_id, "--json", "--tail", "2")
+    assert tail.returncode == 0, tail.stderr
+    got = jsonl(tail.stdout)
+    for record in finished.processes:
+        mine = [line for line in whole if line["processId"] == record["id"]]
+        if record["run_reason"] != "codingagent":  # an agent's entries come in versions
+            assert [line for line in got if line["processId"] == record["id"]] == mine[-2:]
+    grep = jsonl(
+        run(server, "logs", "--attempt", finished.attempt_id, "-g", "^tick", "--json").stdout
+    )
+    assert grep and {line["processId"] for line in grep} == {finished.processes[2]["id"]}
+    warn = jsonl(
+        run(server, "logs", "--attempt", finished.attempt_id, "-l", "warn", "--json").stdout
+    )
+    assert {
+        line["message"] for line in warn if line["processId"] == finished.processes[0]["id"]
+    } == {"setup-warning"}
+
+
+def test_on_a_terminal_each_line_names_its_process(server: ForgeServer, finished: Attempt) -> None:
+    screen = PtyRun([EXE, "-s", server.url, "logs", "--attempt", finished.attempt_id, "--raw"])
+    assert screen.wait(60) == 0, screen.stderr
+    short = short_ids(r["id"] for r in finished.processes)
+    labels = {"setupscript": "setup", "codingagent": "agent", "devserver": "dev"}
+    prefixes = [f"{short[r['id']]} {labels[r['run_reason']]}" for r in finished.processes]
+    text = screen.text
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    seen: list[str] = []
+    for line in plain.splitlines():
+        prefix = next((p for p in prefixes if line.startswith(p)), None)
+        assert prefix is not None, f"a line without its process: {line!r}"
+        if not seen or seen[-1] != prefix:
+            seen.append(prefix)
+    assert seen == prefixes
+    assert "\x1b[36m" in text  # a colour per process (the first one's)
+    assert f"{prefixes[0]}   setup line 3" in plain
+
+
+def gated(text: str) -> dict[str, Any]:
+    """A session that waits at a gate named ``finish`` before its last turn."""
+    script = claude.script(session(text))
+    steps = script["steps"]
+    cut = len(steps) // 2
+    steps.insert(cut, [steps[cut][0], "gate", "finish"])
+    return script
+
+
+def test_follow_picks_up_processes_that_start_later_and_ends_when_idle(
+    server: ForgeServer, bed: AgentBed
+) -> None:
+    """Started with the attempt: the setup script runs, then the coding agent (held at
+    its gate: the command is following by then), then, because the agent changed a
+    file, the cleanup script. The command follows each and ends by itself."""
+    attempt_id, marker = make_attempt(server, bed, "chain", gated("Working."), cleanup=CLEANUP)
+    cli = Cli(server.url, "logs", "--attempt", attempt_id, "-f", "--json")
+    try:
+        agent = server.wait_for_process(attempt_id, "codingagent", {"running"}, 30)
+        wait_for(
+            lambda: any(line.get("processId") == agent["id"] for line in cli.json_lines()),
+            30,
+            "the coding agent's first lines, picked up after the command started",
+        )
+        assert cli.proc.poll() is None, cli.describe()  # the agent runs: not idle
+        (server.attempt_worktree(attempt_id) / "made-by-agent.txt").write_text("change\n")
+        bed.open(marker, "finish")
+        assert cli.wait(60) == 0, cli.describe()
+        records = sorted(server.list_processes(attempt_id), key=lambda r: r["created_at"])
+        assert [r["run_reason"] for r in records] == ["setupscript", "codingagent", "cleanupscript"]
+        assert all(r["status"] == "completed" for r in records), records
+        lines = cli.json_lines()
+        assert blocks(lines) == [r["id"] for r in records]
+        for record in records:
+            check_process(server, record, lines)
+        assert "cleanup-ran" in {line["message"] for line in lines}
+        gap = _seconds(records[2]["started_at"]) - _seconds(records[1]["completed_at"])
+        print(
+            f"the cleanup script started {gap:.3f} s after the agent ended (CHAIN_WAIT {CHAIN_WAIT} s)"
+        )
+    finally:
+        cli.kill()
+
+
+def _seconds(value: str) -> float:
+    from forgectl.times import parse_time
+
+    moment = parse_time(value)
+    assert moment is not None
+    return moment.timestamp()
+
+
+def test_follow_ends_when_a_next_action_does_not_come(server: ForgeServer, bed: AgentBed) -> None:
+    """The agent changed nothing, so the server skips the cleanup script its record
+    names as the next action: the command ends after waiting CHAIN_WAIT for it."""
+    attempt_id, _ = make_attempt(
+        server, bed, "nochain", claude.script(session("Nothing.")), cleanup=CLEANUP
+    )
+    agent = server.wait_for_process(attempt_id, "codingagent", {"running", *TERMINAL_STATUSES}, 30)
+    assert agent["executor_action"]["next_action"] is not None  # a cleanup is named...
+    cli = Cli(server.url, "logs", "--attempt", attempt_id, "-f", "--json")
+    try:
+        assert cli.wait(60) == 0, cli.describe()
+        ended = server.wait_for_process(attempt_id, "codingagent", TERMINAL_STATUSES, 5)
+        assert ended["status"] == "completed"
+        records = server.list_processes(attempt_id)
+        assert [r["run_reason"] for r in records] == ["setupscript", "codingagent"]  # ...never run
+        assert blocks(cli.json_lines()) == [
+            r["id"] for r in sorted(records, key=lambda r: r["created_at"])
+        ]
+        took = (cli.ended or time.monotonic()) - cli.started
+        print(f"logs --attempt -f ended {took:.1f} s after it started (CHAIN_WAIT {CHAIN_WAIT} s)")
+    finally:
+        cli.kill()
+
+
+def test_an_unknown_attempt_and_a_missing_id(server: ForgeServer) -> None:
+    unknown = run(server, "logs", "--attempt", "00000000-0000-0000-0000-000000000000")
+    assert unknown.returncode == 5, unknown.stderr
+    assert "attempt 00000000-0000-0000-0000-000000000000 not found" in unknown.stderr
+    neither = run(server, "logs")
+    assert neither.returncode == 2 and "forgectl ps" in neither.stderr
+    both = run(server, "logs", "x", "--attempt", "y")
+    assert both.returncode == 2 and "not both" in both.stderr
+    status = run(server, "logs", "--attempt", "y", "-f", "--exit-status")
+    assert status.returncode == 2 and "--exit-status" in status.stderr
