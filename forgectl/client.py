@@ -27,7 +27,7 @@ import contextlib
 import dataclasses
 import os
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, Literal, TypeVar, overload
@@ -235,11 +235,18 @@ class EventStream(Generic[E]):
         stream = await self._open()
         wanted = self._wanted
         try:
-            async for event in self.pipeline.run(self._events_of(stream)):
+            async for event in self.pipeline.run(self._source(stream)):
                 if isinstance(event, wanted):
                     yield event  # type: ignore[misc]
         finally:
             await self._close(self._stream or stream)
+
+    def _source(self, stream: Stream) -> AsyncIterator[Event]:
+        """The driver's events; through :meth:`_events_of` where a 404 may be retried
+        (the real server's ids are never: no generator between it and the pipeline)."""
+        if self.request.kind in ("logs", "raw", "diff") and self._client.dialect_name() != "forge":
+            return self._events_of(stream)
+        return stream.__aiter__()
 
     async def _events_of(self, stream: Stream) -> AsyncGenerator[Event, None]:
         """The driver's events, once more with the whole id if the server did not
@@ -311,7 +318,7 @@ class EventStream(Generic[E]):
                             raise
                         stream = await self._open()
             else:
-                async for event in self.pipeline.run(self._events_of(stream)):
+                async for event in self.pipeline.run(self._source(stream)):
                     sink(event)
         finally:
             current = self._stream or stream

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from forgectl.cli.main import cli
 from forgectl.errors import ExitCode
 
-COMMANDS = (["logs"], ["monitor"], ["diff"], ["login"], ["logout"], ["auth", "status"])
+COMMANDS = (["ps"], ["logs"], ["monitor"], ["diff"], ["login"], ["logout"], ["auth", "status"])
 CONNECTION = ("--server", "--token", "--api", "--profile", "--cacert", "--insecure")
 
 

@@ -31,7 +31,8 @@ from reference_server import (
 README = Path(__file__).resolve().parent.parent / "README.md"
 FORGECTL = Path(sys.executable).with_name("forgectl")
 IDS = {"3f2a…": PROC_FINISHED, "8c1e…": ATTEMPT_ID}
-#: The scenario's diffs are attempt_abc123's; its process events, another attempt's.
+#: The scenario's diffs are attempt_abc123's; its process events (which monitor,
+#: ps and logs --attempt read), another attempt's.
 MONITOR_IDS = {**IDS, "8c1e…": str(SPEC_PROCESS_STARTED["taskAttemptId"])}
 #: Examples that need what this module's reference server cannot give, and the test
 #: that runs them (test_examples_run_elsewhere checks that it exists and names them).
@@ -90,7 +91,7 @@ def test_examples_run_elsewhere() -> None:
 
 
 def test_the_readme_has_examples_for_every_command() -> None:
-    for command in ("logs", "monitor", "diff", "login", "logout", "auth status"):
+    for command in ("ps", "logs", "monitor", "diff", "login", "logout", "auth status"):
         assert any(f"forgectl {command}" in line for line in EXAMPLES), command
 
 
@@ -103,7 +104,8 @@ def test_readme_example(
             pytest.fail("jq is not installed (tests/run.sh installs it)")
         pytest.skip("jq is not installed")
     command = example
-    for placeholder, real in (MONITOR_IDS if "monitor" in example else IDS).items():
+    events = "monitor" in example or "--attempt" in example
+    for placeholder, real in (MONITOR_IDS if events else IDS).items():
         command = command.replace(placeholder, real)
     command = command.replace(SERVER, server.url)
     env = {
@@ -137,7 +139,7 @@ def test_readme_example(
     assert b"Traceback" not in err and b"error:" not in err, err.decode()
     if "git apply --stat" in example:
         assert re.search(r"src/auth.ts \| +2 \+\+", out.decode()), out.decode()
-    selective = ("--since", "--grep", "--level", "login", "logout", ">")
+    selective = ("--since", "--grep", "--level", "--status", "--run-reason", "login", "logout", ">")
     if not any(word in example for word in selective):
         assert out.strip(), f"{example!r} printed nothing"
 

@@ -52,7 +52,7 @@ Examples:
     metavar="ATTEMPT_ID",
     shell_complete=complete_attempt_id,
     callback=nonempty_id,
-    help="Every process of this attempt, each line prefixed (JSON: processId).",
+    help="Every process of this attempt (JSON: processId).",
 )
 @click.option(
     "--raw",
@@ -144,8 +144,7 @@ def logs(
     Normalized entries ({level, message, timestamp, source, metadata}; JSON
     lines when piped), or with --raw its output. Without --follow: what it has
     logged so far, then exit (at once if it has finished, else after --settle
-    seconds of quiet). With --follow: until it ends; with --attempt, until
-    nothing of the attempt runs or is about to start.
+    seconds of quiet). With --follow: until it ends (--attempt: until idle).
     """
     from .app import usage_guard
     from .runner import run

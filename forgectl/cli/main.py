@@ -112,6 +112,8 @@ Examples:
 def cli(ctx: click.Context, /) -> None:
     """Follow Forge's real-time streams: process logs, process events, attempt diffs.
 
+    `forgectl ps` lists the processes (and their ids: a unique start of one will do).
+
     Works with the documented WebSocket API (/ws/...) and with the real Forge
     server's JSON Patch streams (/api/...), printing the same JSON for both.
     The connection options below also work after the command
