@@ -16,9 +16,11 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -301,3 +303,132 @@ def test_an_unknown_attempt_and_a_missing_id(server: ForgeServer) -> None:
     assert both.returncode == 2 and "not both" in both.stderr
     status = run(server, "logs", "--attempt", "y", "-f", "--exit-status")
     assert status.returncode == 2 and "--exit-status" in status.stderr
+
+
+def test_since_is_refused_as_for_one_process(server: ForgeServer, finished: Attempt) -> None:
+    """The real server's entries carry no times: --since is the same one-line error
+    for an attempt as for one of its processes (tests/test_find_documented.py
+    filters by time where the server sends times)."""
+    when = finished.processes[2]["started_at"]
+    one = run(server, "logs", finished.processes[0]["id"], "--json", "--since", when)
+    every = run(server, "logs", "--attempt", finished.attempt_id, "--json", "--since", when)
+    assert one.returncode == every.returncode == 2, every.stderr
+    error = [line for line in every.stderr.splitlines() if "error:" in line]
+    assert error == [line for line in one.stderr.splitlines() if "error:" in line]
+    assert "--since needs the server's timestamps" in error[0]
+    assert every.stdout == ""
+
+
+async def test_exactly_once_through_cuts_on_every_connection(
+    server: ForgeServer, finished: Attempt
+) -> None:
+    """Cuts land in the attempt's record stream and in each process's log stream,
+    mid-frame: the output equals a read without faults, nothing lost or repeated."""
+    from faultproxy import FaultProxy
+
+    from forgectl import ForgeClient
+    from forgectl.stream import StreamOptions
+
+    options = StreamOptions(backoff_initial=0.05, retry_for=30.0)
+
+    async def read(url: str, fmt: str) -> list[dict[str, Any]]:
+        async with ForgeClient(server=url, options=options) as forge:
+            stream = forge.processes.stream_attempt_logs(finished.attempt_id, fmt, follow=False)
+            return [event.to_dict() async for event in stream]
+
+    for fmt, seed in (("raw", 2), ("normalized", 9)):
+        reference = await read(server.url, fmt)
+        async with FaultProxy(upstream_port=server.port) as proxy:
+            proxy.chaos(seed=seed, mean_bytes=900, max_cuts=8, min_bytes=150)
+            got = await read(proxy.url, fmt)
+            cuts = proxy.chaos_cuts
+        print(f"logs --attempt ({fmt}) through {cuts} cuts: {len(got)} events")
+        assert cuts >= 3, "the chaos did not cut: the test proves nothing"
+        assert got == reference, fmt
+
+
+def test_follow_waits_for_a_next_action_the_server_starts_late() -> None:
+    """A stand-in for the real server (tests/hostile_forge.py) that starts the
+    cleanup script its agent's record names 1 s after the agent ended, well after
+    the agent's log and record said so (the real binary starts it within
+    milliseconds, so it cannot show this): the command waits for it, follows it,
+    and ends once it is over."""
+    import asyncio
+
+    from hostile_forge import HostileForge, RawWs, process_record
+
+    attempt = "22222222-2222-4222-8222-222222222222"
+    agent, cleanup = "11111111-1111-4111-8111-111111111111", "33333333-3333-4333-8333-333333333333"
+    logs: dict[str, list[str]] = {agent: ["agent-1\n"], cleanup: []}
+    ended: set[str] = set()
+    gate = threading.Event()
+
+    def now() -> str:
+        return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+    with HostileForge() as srv:
+        srv.attempts[attempt] = {"id": attempt, "task_id": attempt, "container_ref": None}
+        srv.processes[agent] = process_record(agent, attempt)
+        srv.processes[agent]["executor_action"]["next_action"] = {"typ": {"type": "ScriptRequest"}}
+
+        async def script() -> None:  # the server's side of the attempt
+            await asyncio.to_thread(gate.wait, 30)
+            srv.processes[agent] |= {"status": "completed", "exit_code": 0, "completed_at": now()}
+            srv.processes[agent]["updated_at"] = now()
+            ended.add(agent)
+            await asyncio.sleep(1.0)  # the late start this test is about
+            srv.processes[cleanup] = process_record(cleanup, attempt, "cleanupscript")
+            srv.processes[cleanup] |= {
+                "started_at": now(),
+                "created_at": now(),
+                "updated_at": now(),
+            }
+            logs[cleanup].append("cleanup-ran\n")
+            await asyncio.sleep(0.3)
+            srv.processes[cleanup] |= {"status": "completed", "exit_code": 0, "completed_at": now()}
+            srv.processes[cleanup]["updated_at"] = now()
+            ended.add(cleanup)
+
+        async def records(ws: RawWs, _: re.Match[str]) -> None:
+            sent: dict[str, dict[str, Any]] = {}
+            ours = {k: dict(v) for k, v in srv.processes.items()}
+            patch = [{"op": "replace", "path": "/execution_processes", "value": ours}]
+            await ws.send_text(json.dumps({"JsonPatch": patch}))
+            sent.update(ours)
+            while not ws.closed.is_set():
+                for pid, record in list(srv.processes.items()):
+                    if sent.get(pid) != record:
+                        sent[pid] = dict(record)
+                        patch = [
+                            {"op": "add", "path": f"/execution_processes/{pid}", "value": record}
+                        ]
+                        await ws.send_text(json.dumps({"JsonPatch": patch}))
+                await asyncio.sleep(0.02)
+
+        async def raw(ws: RawWs, match: re.Match[str]) -> None:
+            pid, n = match.group(1), 0
+            while not ws.closed.is_set():
+                for text in logs[pid][n:]:
+                    value = {"type": "STDOUT", "content": text}
+                    patch = [{"op": "add", "path": f"/entries/{n}", "value": value}]
+                    await ws.send_text(json.dumps({"JsonPatch": patch}))
+                    n += 1
+                if pid in ended and n == len(logs[pid]):
+                    await ws.send_text('{"finished":true}')
+                    await ws.hold(5)
+                    return
+                await asyncio.sleep(0.02)
+
+        srv.route(r"/api/execution-processes/stream/ws", records)
+        srv.route(r"/api/execution-processes/([0-9a-f-]+)/raw-logs/ws", raw)
+        assert srv._loop is not None
+        asyncio.run_coroutine_threadsafe(script(), srv._loop)
+        cli = Cli(srv.url, "--api", "forge", "logs", "--attempt", attempt, "-f", "--raw", "--json")
+        try:
+            wait_for(lambda: cli.json_lines(), 20, "the agent's first line")
+            gate.set()
+            assert cli.wait(30) == 0, cli.describe() + "\n" + "\n".join(srv.requests()[-20:])
+            got = [(line["processId"], line["content"]) for line in cli.json_lines()]
+            assert got == [(agent, "agent-1\n"), (cleanup, "cleanup-ran\n")], cli.describe()
+        finally:
+            cli.kill()

@@ -253,3 +253,37 @@ def test_follow_picks_up_a_process_that_starts_later_and_ends_when_none_runs() -
         ("proc_c1", "first"),
         ("proc_c2", "second"),
     ]
+
+
+def test_since_and_tail_apply_to_each_process_by_its_own_entries() -> None:
+    """Each process's entries at times of their own: --since keeps each process's
+    later ones, --tail 1 each process's last one."""
+    plan = scenario(EVENTS)
+
+    def at(message: str, second: int) -> dict[str, Any]:
+        return {**log(message), "timestamp": f"2024-01-15T10:00:{second:02d}Z"}
+
+    plan.processes["proc_a1"] = Process("proc_a1", logs=[at("a1 early", 0), at("a1 late", 4)])
+    plan.processes["proc_a2"] = Process("proc_a2", logs=[at("a2 early", 2), at("a2 late", 30)])
+    with ThreadedReferenceServer(token=TOKEN, scenario=plan) as server:
+        since = forgectl(
+            server.url,
+            "logs",
+            "--attempt",
+            "attempt_1",
+            "--json",
+            "--since",
+            "2024-01-15T10:00:03Z",
+        )
+        tail = forgectl(server.url, "logs", "--attempt", "attempt_1", "--json", "--tail", "1")
+    assert since.returncode == 0, since.stderr
+    assert [(line["processId"], line["message"]) for line in jsonl(since.stdout)] == [
+        ("proc_a1", "a1 late"),
+        ("proc_a2", "a2 late"),
+    ]
+    assert tail.returncode == 0, tail.stderr
+    assert [(line["processId"], line["message"]) for line in jsonl(tail.stdout)] == [
+        ("proc_a1", "a1 late"),
+        ("proc_a2", "a2 late"),
+        ("proc_a3", "step 2"),
+    ]
