@@ -331,20 +331,21 @@ async def test_exactly_once_through_cuts_on_every_connection(
 
     options = StreamOptions(backoff_initial=0.05, retry_for=30.0)
 
-    async def read(url: str, fmt: str) -> list[dict[str, Any]]:
+    async def read(url: str, fmt: str, follow: bool) -> list[dict[str, Any]]:
         async with ForgeClient(server=url, options=options) as forge:
-            stream = forge.processes.stream_attempt_logs(finished.attempt_id, fmt, follow=False)
+            stream = forge.processes.stream_attempt_logs(finished.attempt_id, fmt, follow=follow)
             return [event.to_dict() async for event in stream]
 
-    for fmt, seed in (("raw", 2), ("normalized", 9)):
-        reference = await read(server.url, fmt)
+    # following: each connection read twice (stream/verify.py), the records too
+    for fmt, follow, seed in (("raw", False, 2), ("normalized", False, 9), ("raw", True, 4)):
+        reference = await read(server.url, fmt, False)
         async with FaultProxy(upstream_port=server.port) as proxy:
             proxy.chaos(seed=seed, mean_bytes=900, max_cuts=8, min_bytes=150)
-            got = await read(proxy.url, fmt)
+            got = await read(proxy.url, fmt, follow)
             cuts = proxy.chaos_cuts
-        print(f"logs --attempt ({fmt}) through {cuts} cuts: {len(got)} events")
+        print(f"logs --attempt ({fmt}, follow={follow}) through {cuts} cuts: {len(got)} events")
         assert cuts >= 3, "the chaos did not cut: the test proves nothing"
-        assert got == reference, fmt
+        assert got == reference, (fmt, follow)
 
 
 def test_follow_waits_for_a_next_action_the_server_starts_late() -> None:
