@@ -10,17 +10,52 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from agents import AgentBed, claude
 from forge_server import ForgeServer
 
 SETUP = (
     "echo 'installing dependencies...'; sleep 0.5; "
     'for i in 1 2 3 4 5; do echo "step $i/5: compiling module_$i"; sleep 0.4; done; '
     "echo 'warning: 1 deprecated API' >&2; echo 'setup done'"
+)
+#: The coding agent: a scripted Claude Code session (tests/agents), no model, no network.
+SESSION = claude.Session(
+    turns=[
+        claude.Turn([claude.Text("I'll run the tests first.")]),
+        claude.Turn(
+            [
+                claude.Tool(
+                    "Bash",
+                    {"command": "pytest -q", "description": "Run tests"},
+                    "F.\nFAILED test_greet.py::test_name\n1 failed, 1 passed in 0.03s",
+                    is_error=True,
+                    runs_for=0.4,
+                )
+            ]
+        ),
+        claude.Turn(
+            [
+                claude.Text("The greeting misses the name. Fixing it."),
+                claude.Tool(
+                    "Edit",
+                    {
+                        "file_path": "greet.py",
+                        "old_string": 'return "Hello!"\n',
+                        "new_string": 'return f"Hello, {name}!"\n',
+                    },
+                    "ok",
+                ),
+            ]
+        ),
+        claude.Turn([claude.Tool("Bash", {"command": "pytest -q"}, "..\n2 passed in 0.02s")]),
+        claude.Turn([claude.Text("All tests pass now.")]),
+    ]
 )
 DEV = 'i=0; while true; do echo "dev server: request $i served"; i=$((i+1)); sleep 0.3; done'
 
@@ -36,12 +71,14 @@ def forgectl(server: str, *args: str) -> int:
 
 
 def main() -> int:
-    with ForgeServer() as server:
+    bed = AgentBed(Path(tempfile.mkdtemp(prefix="forgectl-demo-")))
+    marker = bed.add(claude.script(SESSION), "demo")
+    with ForgeServer(path_prefix=[bed.bin_dir]) as server:
         url = server.url
         print(f"Forge {url} (private network namespace, analytics off)", flush=True)
         repo = server.make_repo("demo")
         project = server.create_project("demo", repo, setup_script=SETUP, dev_script=DEV)
-        task = server.create_task(project["id"], "Add a greeting")
+        task = server.create_task(project["id"], "Add a greeting", f"Scripted agent {marker}")
         attempt = server.create_attempt(task["id"])["id"]
         setup = server.wait_for_process(attempt, "setupscript", {"running", "completed", "failed"})
 
@@ -54,6 +91,9 @@ def main() -> int:
         status = forgectl(url, "logs", setup["id"], "--follow", "--exit-status")
         print(f"(exit status {status}: the setup script's own)", flush=True)
         forgectl(url, "logs", setup["id"], "--raw")
+        agent = server.wait_for_process(attempt, "codingagent", {"running", "completed", "failed"})
+        status = forgectl(url, "logs", agent["id"], "--follow", "--exit-status")
+        print(f"(exit status {status}: the coding agent's own)", flush=True)
 
         worktree = server.attempt_worktree(attempt)
         (worktree / "README.md").write_text("hello\nHello from the demo!\n")
@@ -75,6 +115,8 @@ def main() -> int:
         forgectl(url, "logs", dev["id"], "--raw", "--timestamps")
         server.stop_process(dev["id"])
         time.sleep(1.0)
+        forgectl(url, "ps", "--attempt", attempt)
+        forgectl(url, "logs", "--attempt", attempt[:8], "--raw", "--tail", "3")
 
         monitor.send_signal(signal.SIGINT)
         code = monitor.wait(timeout=5)
