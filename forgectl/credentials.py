@@ -72,7 +72,9 @@ def _with_keyring(call: Callable[[ModuleType], T]) -> T:
     Any exception from keyring or its backend becomes KeyringUnavailable: a backend
     is someone else's code, and what it raises (ValueError, configparser errors,
     ImportError for a mistyped backend name) says nothing a traceback would help
-    with. Its text is redacted: a backend may quote the password it was given."""
+    with; nor does a BaseException that is not an Exception, which would otherwise
+    escape as a traceback quoting the password. Its text is redacted: a backend may
+    quote the password it was given."""
     outcome: list[Any] = []
 
     def target() -> None:
@@ -88,10 +90,10 @@ def _with_keyring(call: Callable[[ModuleType], T]) -> T:
             outcome.append((True, call(keyring)))
         except KeyringUnavailable as exc:
             outcome.append((False, exc))
-        except Exception as exc:
-            outcome.append((False, _backend_failure(stage, exc)))
-        except BaseException as exc:
+        except (KeyboardInterrupt, SystemExit) as exc:
             outcome.append((False, exc))
+        except BaseException as exc:  # not only Exception: what a backend raises is not ours
+            outcome.append((False, _backend_failure(stage, exc)))
 
     timeout = keyring_timeout()
     thread = threading.Thread(target=target, name="forgectl-keyring", daemon=True)
@@ -105,7 +107,7 @@ def _with_keyring(call: Callable[[ModuleType], T]) -> T:
     raise value
 
 
-def _backend_failure(stage: str, exc: Exception) -> KeyringUnavailable:
+def _backend_failure(stage: str, exc: BaseException) -> KeyringUnavailable:
     """Why the keyring failed, in one line (redacted, control characters escaped)."""
     from keyring.errors import KeyringError
 

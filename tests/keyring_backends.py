@@ -70,6 +70,26 @@ class LeakyKeyring(KeyringBackend):
         raise PasswordDeleteError("no such password")
 
 
+class Locked(BaseException):
+    """Not an Exception: what a backend built on another framework's signals may raise."""
+
+
+class LeakierKeyring(KeyringBackend):
+    """Quotes the password too, in an exception that is not an ``Exception``: it
+    must not escape as a traceback (which would show the password)."""
+
+    priority = -1
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise Locked(f"cannot read {username}: collection locked")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise Locked(f"cannot store {password!r} for {username}: collection locked")
+
+    def delete_password(self, service: str, username: str) -> None:
+        raise Locked("collection locked")
+
+
 class ForgetfulKeyring(KeyringBackend):
     """Accepts every password and keeps none (a keyring whose collection is not
     persisted): what ``login`` stored must be read back before it says so."""

@@ -51,9 +51,12 @@ def test_a_debug_traceback_hides_the_token_an_error_page_echoes(debug: list[str]
     assert "token=***" in run.stderr
 
 
+@pytest.mark.parametrize("backend", ["LeakyKeyring", "LeakierKeyring"])
 @pytest.mark.parametrize("debug", [[], ["--debug"]], ids=["plain", "debug"])
-def test_a_keyring_error_quoting_the_password_is_one_redacted_line(debug: list[str]) -> None:
-    env = clean_env(PYTHON_KEYRING_BACKEND="keyring_backends.LeakyKeyring")
+def test_a_keyring_error_quoting_the_password_is_one_redacted_line(
+    debug: list[str], backend: str
+) -> None:
+    env = clean_env(PYTHON_KEYRING_BACKEND=f"keyring_backends.{backend}")
     run = forgectl(
         *debug,
         "login",
