@@ -76,6 +76,37 @@ def test_a_keyring_error_quoting_the_password_is_one_redacted_line(
         assert len(run.stderr.splitlines()) == 1, run.stderr
 
 
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_an_unexpected_error_line_is_redacted_and_escaped(
+    debug: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug of forgectl's (exit 1) is one line through the same gate as every other:
+    the exception's text may quote a token, or server text, verbatim."""
+    from hostile import EVIL, inert
+
+    from forgectl.cli.app import Application
+    from forgectl.cli.runner import _run
+
+    app = Application()
+    app.set_connection("token", TOKEN, "flag")
+    app.debug = debug
+
+    async def body() -> int:
+        raise RuntimeError(f"sent {TOKEN} and got {EVIL}")
+
+    code = _run(app, body, [])
+    err = capsys.readouterr().err
+    assert code == ExitCode.ERROR
+    assert TOKEN not in err, err
+    assert inert(err) is None, err
+    assert "\\x1b]0;PWNED-TITLE" in err  # shown, escaped
+    last = err.splitlines()[-1]
+    assert last.startswith("forgectl: error: unexpected RuntimeError: sent *** and got ")
+    assert ("Traceback (most recent call last)" in err) == debug
+    if not debug:
+        assert len(err.splitlines()) == 1, err
+
+
 def test_verbose_traces_hide_the_token() -> None:
     echo = '{"level": "info", "message": "connected as ' + TOKEN + '"}'
     with HostileServer({LOGS: Frames([echo])}) as srv:
