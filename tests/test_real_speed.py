@@ -781,6 +781,31 @@ def test_diff_waits_for_a_slow_first_update(hostile: HostileForge) -> None:
         cli.kill()
 
 
+def test_diff_first_wait_ends_the_wait_and_says_so(hostile: HostileForge) -> None:
+    """``--first-wait 1`` against a server whose first update comes 8 s later: the
+    diff is printed empty at once, and stderr says it is the wait that ended, not
+    the diff (with the default wait, 10 s, late.txt would be printed)."""
+
+    async def slow(ws: RawWs, _: re.Match[str]) -> None:
+        await asyncio.sleep(8.0)
+        await ws.send_text(diff_add("late.txt", diff_entry("late.txt")))
+        await ws.hold()
+
+    hostile.route(rf"/api/task-attempts/{ATTEMPT}/diff/ws", slow)
+    cli = Cli(hostile.url, "--api", "forge", "diff", ATTEMPT, "--json", "--first-wait", "1")
+    try:
+        assert cli.wait(30) == 0, hostile_context(hostile, cli)
+        (update,) = cli.json_lines()
+        assert (update["filesChanged"], update["diff"]) == (0, ""), update
+        notes = [line for line in cli.stderr.splitlines() if "no diff update" in line]
+        assert notes == [
+            "forgectl: no diff update from the server within 1 s: the attempt has "
+            "no changes, or the server is still computing them (--first-wait)"
+        ], cli.stderr
+    finally:
+        cli.kill()
+
+
 def test_the_hostile_server_looks_like_forge(hostile: HostileForge) -> None:
     """Auto-detection takes it for the real server, and a plain history is read whole
     (so the tests above fail for the reason they name, not the harness)."""
