@@ -58,6 +58,8 @@ from hostile_forge import (
     process_record,
 )
 
+from forgectl.errors import ExitCode
+
 pytestmark = [pytest.mark.forge, pytest.mark.realspeed, pytest.mark.timeout(120)]
 
 #: "logs without --follow returns within about 2 s" (issue 12), plus forgectl's own
@@ -583,10 +585,11 @@ def test_a_frame_over_the_size_limit_is_one_clear_error(hostile: HostileForge) -
         assert code is not None, (
             f"still running after 15 s, {connections} connections; " + hostile_context(hostile, cli)
         )
-        assert code != 0
+        assert code == ExitCode.PROTOCOL, cli.stderr
         errors = [line for line in cli.stderr.splitlines() if line.startswith("forgectl: error:")]
         assert len(errors) == 1, cli.stderr
         assert "300" in errors[0] and "256" in errors[0], errors[0]  # MiB: the size, the limit
+        assert errors[0].endswith("(--max-message-size MIB raises it)"), errors[0]
         # One to follow, one to read the history again for entries lost at the
         # join (that one meets the same frame); a third would be a retry.
         assert connections <= 2, f"{connections} connections: retried what cannot succeed"
