@@ -121,9 +121,14 @@ def test_stale_peer_is_detected_and_reconnected(srv: ThreadedReferenceServer) ->
     assert "connection lost: nothing heard for 0.5 s (dead peer); reconnecting in" in note
 
 
-async def test_a_silent_server_that_answers_pings_is_not_taken_for_dead() -> None:
+@pytest.mark.parametrize("transport", ["sansio", "websockets"])
+async def test_a_silent_server_that_answers_pings_is_not_taken_for_dead(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Accepts, never sends a frame, but its WebSocket answers pings: alive,
-    however long the silence (issue 12: answered pings are not a dead peer)."""
+    however long the silence (issue 12: answered pings are not a dead peer). Both
+    clients: websockets' carries every stream that goes through a proxy."""
+    monkeypatch.setenv("FORGECTL_TRANSPORT", transport)
     scenario = hold_scenario()
     async with ReferenceServer(scenario=scenario) as server:
         server.faults.append(Fault(path=HOLD_PATH, accept_then_silent=True, times=None))
