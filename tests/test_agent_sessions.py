@@ -31,7 +31,7 @@ from agents.oracle import diff_lines, lost
 from forge_bed import EXE
 from forge_server import ForgeServer
 from forge_testing import BINARY, require_real_server
-from session_player import Played, Rule, call_is, play, status_of, tool_of
+from session_player import Played, Rule, call_is, demo_session, play, status_of, tool_of
 
 from forgectl.dialects.forge.schema import entry_line
 
@@ -341,4 +341,23 @@ def test_gemini_session_over_acp(server: ForgeServer, bed: AgentBed) -> None:
             r"^✗ \[WARN\] Skipping unreadable directory: /proc$",
             r"^Done: the login check is fixed\.$",
         ],
+    )
+
+
+def test_the_readme_screen_is_what_the_terminal_shows(server: ForgeServer, bed: AgentBed) -> None:
+    """The README's capture of a session on a terminal is what ``logs -f`` prints
+    for the session it names (``tests/session_player.py``), but the approval's id
+    and expiry, which differ from run to run."""
+    script, rules = demo_session()
+    played = play(server, bed, "readme", script, {"executor": "CLAUDE_CODE"}, rules, opening=2)
+    captured = README.read_text(encoding="utf-8").split("colours\nleft out here):\n\n```\n", 1)
+    assert len(captured) == 2, "the README's captured screen is not where it was"
+    block = captured[1].split("```", 1)[0]
+
+    def steady(screen: str) -> str:
+        return re.sub(r"approval [0-9a-f-]{36}, expires \d\d:\d\d:\d\d", "approval …", screen)
+
+    assert steady(played.screen) == steady(block), (
+        "the README's screen is stale: replace it with "
+        "`python tests/session_player.py`'s output\n" + played.screen
     )
