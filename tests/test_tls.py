@@ -29,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hostile import RecordingProxy, clean_env, forgectl
 from websockets.server import ServerProtocol
 
 from forgectl.cli.main import cli
@@ -356,3 +357,25 @@ def test_rest_lookups_over_plain_http_to_a_tls_port_say_use_https(
             asyncio.run(rest.get(endpoint, "/api/health"))
         tls = Endpoint(parse_server(f"https://127.0.0.1:{srv.port}"), cacert=str(cert))
         assert asyncio.run(rest.get(tls, "/api/health"))[0] == 401  # and over TLS, HTTP
+
+
+# -- a proxy in front of a TLS server -----------------------------------------------------
+
+
+def test_a_token_goes_to_an_https_server_through_a_proxy_it_cannot_read(
+    certs: dict[str, tuple[Path, Path]],
+) -> None:
+    """The refusal is for plain-text servers only: to an ``https://`` server the
+    stream goes through the proxy's CONNECT tunnel (``HTTPS_PROXY``), and the token
+    inside TLS is nothing the proxy can read."""
+    token = "tok-TLS-PROXY-3c9d-never-in-clear"
+    cert, key = certs["good"]
+    with TLSServer(cert, key, None) as srv, RecordingProxy() as proxy:
+        argv = ["--server", f"https://localhost:{srv.port}", "--api", "documented"]
+        env = clean_env(FORGE_TOKEN=token, HTTPS_PROXY=proxy.url)
+        run = forgectl(*argv, "--cacert", str(cert), "logs", "p1", "--raw", env=env)
+    assert (run.code, run.stdout) == (0, b"hello over TLS\n"), run.stderr
+    assert run.stderr == ""
+    sent = proxy.everything()
+    assert sent.startswith(b"CONNECT localhost:"), sent[:80]  # it did go through the proxy
+    assert token.encode() not in sent
