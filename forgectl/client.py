@@ -613,9 +613,15 @@ class Attempts:
         first_wait: float = DEFAULT_FIRST_WAIT,
     ) -> EventStream[DiffUpdate]:
         """Diff updates of a task attempt (without ``follow``: the current diff only;
-        ``stats_only``: counts, without contents where the server can omit them;
         ``first_wait``: how long to wait for the server's first update before
-        calling the diff empty)."""
+        calling the diff empty). Each update's ``files`` are its per-file diffs,
+        counted as ``git diff --numstat`` counts them; after the first, ``changes``
+        and ``removed`` say what changed since the one before.
+
+        ``stats_only``: ask the real server for counts, not contents (less to send
+        for a big attempt). Its counts are its own: forgectl puts right those of
+        added and deleted files, but a change to a last line without a newline goes
+        uncounted (see the README)."""
         request = StreamRequest(
             "diff", attempt_id, follow=follow, stats_only=stats_only, first_wait=first_wait
         )

@@ -24,20 +24,29 @@ Output format (decisions, all checked against ``git apply`` by the tests):
   quotes, octal escapes for control and non-ASCII bytes; spaces and ``~`` are
   left alone.
 * Modes are not reported by the server: files are assumed ``100644``.
-* Missing contents (``stats_only`` streams, or ``contentOmitted`` for big files):
-  the file gets git's stanza for a diff without data,
-  ``Binary files a/P and b/P differ`` (preceded by ``index 0000000..0000000``
-  when no other extended header line would make git see the file), followed by
-  ``# content omitted by server (N additions, M deletions)``.  ``git apply
-  --stat``/``--numstat`` list such a file ("Bin"), and ``git apply`` refuses it
-  with a clear "cannot apply binary patch" error instead of applying half a change.
+* Missing contents.  A text file too large for the server to send (or every
+  file of a ``stats_only`` stream) has ``contentOmitted: true``: it gets a stanza
+  git cannot take for a change it could apply, ``diff --git`` then ``index
+  0000000..0000000`` and ``# content omitted by server: ...`` (what kind of change,
+  and the server's counts when it sent some).  No ``new file``/``rename`` header: with
+  one, ``git apply`` would create an empty file or rename without the edit; without
+  one it refuses the whole patch ("patch with only garbage" at that comment line)
+  instead of applying half a change.  A file whose contents are missing *without*
+  ``contentOmitted`` is one the server does not send as text (binary, or not UTF-8):
+  it gets git's ``Binary files a/P and b/P differ`` stanza, which git apply refuses
+  too ("cannot apply binary patch").
 * A ``permissionChange`` (or any entry) whose two contents are equal and that is
   not a rename/copy produces no ``diff --git`` stanza (the modes are unknown, and a
   stanza without body is rejected by git apply); it gets one comment line
   ``# P: file mode changed (modes not reported by server)`` (or ``...: no
   content change``), which git apply skips as text between patches.
-* Insertions/deletions are counted from the computed diff, or taken from the
-  server's ``additions``/``deletions`` when contents are missing.
+* Insertions/deletions are counted from the computed diff, as ``git diff
+  --numstat`` counts them; taken from the server's ``additions``/``deletions`` when
+  contents are missing (:attr:`FileDiff.counted` is False when it sent none).
+
+:func:`parse_diff` splits a unified diff (the documented API's ``diff`` text) into
+the same per-file :class:`FileDiff` pieces; :func:`stat_rows` and
+:func:`stat_summary` lay them out as ``git diff --stat`` does.
 
 Line diff: common prefix/suffix stripped with C-speed slice comparisons, then
 Myers' O(ND) greedy diff (minimal, so ``--numstat`` agrees with git's) on the
@@ -55,6 +64,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -62,12 +72,18 @@ from typing import Any
 
 __all__ = [
     "CONTEXT_LINES",
+    "GONE",
     "DiffState",
     "FileDiff",
+    "StatRow",
     "diff_lines",
     "file_diff",
     "git_blob_id",
+    "parse_diff",
+    "print_name",
     "quote_path",
+    "stat_rows",
+    "stat_summary",
     "unified_hunks",
 ]
 
@@ -89,12 +105,22 @@ Block = tuple[int, int, int]
 
 @dataclass(frozen=True, slots=True)
 class FileDiff:
-    """One file's git-style diff text and its line counts."""
+    """One file's git-style diff text and its line counts.
+
+    ``old_path``: where a renamed or copied file came from (None otherwise);
+    ``binary``: git would call it binary (no line counts, ``Bin`` in a stat);
+    ``omitted``: the server left its contents out (the counts are the server's);
+    ``counted``: the counts are known (False when contents and counts are missing).
+    """
 
     path: str
     text: str
     insertions: int
     deletions: int
+    old_path: str | None = None
+    binary: bool = False
+    omitted: bool = False
+    counted: bool = True
 
 
 # --------------------------------------------------------------------------- lines
@@ -469,17 +495,14 @@ def file_diff(change: Mapping[str, Any]) -> FileDiff:
     old_tab = "\t" if " " in old_name else ""
     new_tab = "\t" if " " in new_name else ""
 
-    if old_content is None or new_content is None or change.get("contentOmitted") is True:
-        ins = _int_or_zero(change.get("additions"))
-        dels = _int_or_zero(change.get("deletions"))
+    moved = src if kind in ("renamed", "copied") and src != dst else None
+    if change.get("contentOmitted") is True:
+        return _omitted(change, kind, src, dst, moved)
+    if old_content is None or new_content is None:
         if not extended:
             header.append(f"index {_NULL_ID}..{_NULL_ID}\n")
         header.append(f"Binary files {old_name} and {new_name} differ\n")
-        header.append(
-            f"# content omitted by server ({_plural(ins, 'addition')}, "
-            f"{_plural(dels, 'deletion')})\n"
-        )
-        return FileDiff(path, "".join(header), ins, dels)
+        return FileDiff(path, "".join(header), 0, 0, moved, binary=True)
 
     if old_content == new_content:
         if not extended:
@@ -490,7 +513,7 @@ def file_diff(change: Mapping[str, Any]) -> FileDiff:
             )
             return FileDiff(path, f"# {quote_path(dst)}: {what}\n", 0, 0)
         if kind in ("renamed", "copied"):
-            return FileDiff(path, "".join(header), 0, 0)
+            return FileDiff(path, "".join(header), 0, 0, moved)
         # Empty file added or deleted: git prints the header only.
         old_id = _NULL_ID if kind == "added" else git_blob_id(old_content)[:7]
         new_id = _NULL_ID if kind == "deleted" else git_blob_id(new_content)[:7]
@@ -506,7 +529,41 @@ def file_diff(change: Mapping[str, Any]) -> FileDiff:
     a = _split_lines(old_content)
     b = _split_lines(new_content)
     hunks, ins, dels = unified_hunks(a, b, diff_lines(a, b))
-    return FileDiff(path, "".join(header) + "".join(hunks), ins, dels)
+    return FileDiff(path, "".join(header) + "".join(hunks), ins, dels, moved)
+
+
+_OMITTED_KIND = {
+    "added": "new file",
+    "deleted": "deleted file",
+    "renamed": "renamed from {src}",
+    "copied": "copied from {src}",
+    "permissionChange": "mode changed",
+}
+
+
+def _omitted(
+    change: Mapping[str, Any], kind: str, src: str, dst: str, moved: str | None
+) -> FileDiff:
+    """The stanza of a text file whose contents the server left out (see the module
+    docstring: refused by git apply, never called binary)."""
+    raw_ins, raw_dels = change.get("additions"), change.get("deletions")
+    counted = _is_count(raw_ins) or _is_count(raw_dels)
+    ins, dels = _int_or_zero(raw_ins), _int_or_zero(raw_dels)
+    what = [_OMITTED_KIND.get(kind, "").format(src=quote_path(src))] if kind != "modified" else []
+    if counted:
+        what.append(f"{_plural(ins, 'addition')}, {_plural(dels, 'deletion')}")
+    else:
+        what.append("line counts not sent")
+    text = (
+        f"diff --git {quote_path('a/' + src)} {quote_path('b/' + dst)}\n"
+        f"index {_NULL_ID}..{_NULL_ID}\n"
+        f"# content omitted by server: {', '.join(w for w in what if w)}\n"
+    )
+    return FileDiff(dst, text, ins, dels, moved, omitted=True, counted=counted)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # --------------------------------------------------------------------------- state
@@ -539,7 +596,7 @@ class DiffState:
     diffs in path order (O(total text), cached until the next change).
     """
 
-    __slots__ = ("_deletions", "_entries", "_insertions", "_order", "_text")
+    __slots__ = ("_deletions", "_entries", "_files", "_insertions", "_order", "_text")
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[tuple[Any, ...], FileDiff]] = {}
@@ -547,6 +604,7 @@ class DiffState:
         self._insertions = 0
         self._deletions = 0
         self._text: str | None = ""
+        self._files: tuple[FileDiff, ...] | None = ()
 
     def set(self, path: str, change: Mapping[str, Any]) -> bool:
         """Hold ``change`` for ``path``; False (and no work) when it is what is held."""
@@ -563,7 +621,7 @@ class DiffState:
         self._entries[path] = (key, fd)
         self._insertions += fd.insertions
         self._deletions += fd.deletions
-        self._text = None
+        self._text = self._files = None
         return True
 
     def remove(self, path: str) -> bool:
@@ -574,7 +632,7 @@ class DiffState:
         del self._order[bisect.bisect_left(self._order, path)]
         self._insertions -= held[1].insertions
         self._deletions -= held[1].deletions
-        self._text = None
+        self._text = self._files = None
         return True
 
     def clear(self) -> None:
@@ -583,6 +641,7 @@ class DiffState:
         self._order.clear()
         self._insertions = self._deletions = 0
         self._text = ""
+        self._files = ()
 
     def get(self, path: str) -> FileDiff | None:
         """The diff held for ``path``, if any."""
@@ -591,7 +650,15 @@ class DiffState:
 
     def files(self) -> list[FileDiff]:
         """The held file diffs in path order."""
-        return [self._entries[p][1] for p in self._order]
+        return list(self.snapshot())
+
+    def snapshot(self) -> tuple[FileDiff, ...]:
+        """The held file diffs in path order, as a tuple that later changes leave
+        alone (references only: no text is copied; cached until the next change)."""
+        if self._files is None:
+            entries = self._entries
+            self._files = tuple(entries[p][1] for p in self._order)
+        return self._files
 
     def paths(self) -> list[str]:
         """The held paths, sorted."""
@@ -620,3 +687,268 @@ class DiffState:
 
     def __contains__(self, path: object) -> bool:
         return path in self._entries
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _unquote(name: str) -> str:
+    """A path as git prints it (C-quoted when it holds special bytes) → the path."""
+    if len(name) < 2 or name[0] != '"' or name[-1] != '"':
+        return name
+    body = name[1:-1]
+    out = bytearray()
+    pos = 0
+    for match in _QUOTED.finditer(body):
+        out += body[pos : match.start()].encode("utf-8", "surrogateescape")
+        code = match.group(1)
+        if len(code) == 3:
+            out.append(int(code, 8))
+        else:
+            out += _UNESCAPES.get(code, code).encode("utf-8", "surrogateescape")
+        pos = match.end()
+    out += body[pos:].encode("utf-8", "surrogateescape")
+    return out.decode("utf-8", "surrogateescape")
+
+
+_QUOTED = re.compile(r"\\([0-3][0-7]{2}|.)", re.S)
+_UNESCAPES = {v[1]: chr(k) for k, v in _C_ESCAPES.items()}
+
+
+def _side(name: str, prefix: str) -> str | None:
+    """``a/P`` (possibly quoted, possibly followed by a tab) → ``P``; /dev/null → None."""
+    name = name.split("\t", 1)[0] if not name.startswith('"') else name.rstrip("\t")
+    path = _unquote(name)
+    if path == "/dev/null":
+        return None
+    return path[len(prefix) :] if path.startswith(prefix) else path
+
+
+def _header_paths(rest: str) -> tuple[str, str]:
+    """The two paths of ``diff --git a/X b/Y`` when no other line names them."""
+    if rest.startswith('"'):
+        end = 1
+        while end < len(rest) and (rest[end] != '"' or rest[end - 1] == "\\"):
+            end += 1
+        first, second = rest[: end + 1], rest[end + 1 :].lstrip(" ")
+        return _side(first, "a/") or "", _side(second, "b/") or ""
+    # Unquoted: the names are equal unless renamed (then rename lines name them).
+    half = len(rest) // 2
+    if rest[half : half + 3] == " b/" and rest[2:half] == rest[half + 3 :]:
+        return rest[2:half], rest[half + 3 :]
+    a, sep, b = rest.partition(" b/")
+    return (a[2:] if a.startswith("a/") else a), (b if sep else a)
+
+
+def parse_diff(text: str) -> list[FileDiff]:
+    """A unified diff (``git diff`` output) split into one :class:`FileDiff` per file,
+    in the order given, each counted as ``git apply --numstat`` counts it.
+
+    Text before the first ``diff --git`` line (and comment lines between stanzas
+    that name no file) belongs to no file and is dropped from the pieces."""
+    files: list[FileDiff] = []
+    starts = [0] if text.startswith("diff --git ") else []
+    pos = text.find("\ndiff --git ")
+    while pos >= 0:
+        starts.append(pos + 1)
+        pos = text.find("\ndiff --git ", pos + 1)
+    for n, start in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else len(text)
+        files.append(_parse_stanza(text[start:end]))
+    return files
+
+
+def _parse_stanza(stanza: str) -> FileDiff:
+    lines = stanza.split("\n")
+    src, dst = _header_paths(lines[0][len("diff --git ") :])
+    old: str | None = src
+    new: str | None = dst
+    moved = False
+    binary = omitted = False
+    ins = dels = 0
+    in_hunk = False
+    for line in lines[1:]:
+        if in_hunk:
+            if line.startswith("+"):
+                ins += 1
+            elif line.startswith("-"):
+                dels += 1
+            elif not line.startswith((" ", "\\", "@@")) and line:
+                in_hunk = False
+            if in_hunk:
+                continue
+        if line.startswith("@@"):
+            in_hunk = True
+        elif line.startswith(("rename from ", "copy from ")):
+            old = _unquote(line.split(" from ", 1)[1])
+            moved = True
+        elif line.startswith(("rename to ", "copy to ")):
+            new = _unquote(line.split(" to ", 1)[1])
+            moved = True
+        elif line.startswith("--- "):
+            old = _side(line[4:], "a/")
+        elif line.startswith("+++ "):
+            new = _side(line[4:], "b/")
+        elif line.startswith("Binary files ") or line == "GIT binary patch":
+            binary = True
+        elif line.startswith("# content omitted by server"):
+            omitted = True
+    path = new or old or dst or src
+    return FileDiff(
+        path,
+        stanza,
+        ins,
+        dels,
+        old if moved and old != path else None,
+        binary=binary,
+        omitted=omitted,
+        counted=not omitted or "line counts not sent" not in stanza,
+    )
+
+
+# --------------------------------------------------------------------------- --stat
+
+
+def print_name(fd: FileDiff) -> str:
+    """The name ``git diff --stat`` prints: the path as git quotes it, and for a
+    rename or copy ``old => new``, the parts they share outside braces."""
+    if fd.old_path is None:
+        return quote_path(fd.path)
+    a, b = fd.old_path, fd.path
+    if quote_path(a) != a or quote_path(b) != b:
+        return f"{quote_path(a)} => {quote_path(b)}"
+    pfx = 0
+    i = 0
+    while i < len(a) and i < len(b) and a[i] == b[i]:
+        if a[i] == "/":
+            pfx = i + 1
+        i += 1
+    sfx = 0
+    ia, ib = len(a) - 1, len(b) - 1
+    adjust = 1 if pfx else 0
+    # The common suffix must start at a slash, and must not reach into the prefix
+    # (one character into it, its slash, when there is a prefix).
+    while ia >= pfx - adjust and ib >= pfx - adjust and a[ia] == b[ib]:
+        if a[ia] == "/":
+            sfx = len(a) - ia
+        ia -= 1
+        ib -= 1
+    a_mid = max(len(a) - pfx - sfx, 0)
+    b_mid = max(len(b) - pfx - sfx, 0)
+    mid = f"{a[pfx : pfx + a_mid]} => {b[pfx : pfx + b_mid]}"
+    if pfx + sfx:
+        return f"{a[:pfx]}{{{mid}}}{a[len(a) - sfx :]}"
+    return mid
+
+
+@dataclass(frozen=True, slots=True)
+class StatRow:
+    """One line of ``git diff --stat``: ``text`` is ``lead + plus + minus`` (the
+    graph apart, for colour)."""
+
+    lead: str
+    plus: str
+    minus: str
+
+    @property
+    def text(self) -> str:
+        return self.lead + self.plus + self.minus
+
+
+def _digits(n: int) -> int:
+    return len(str(n))
+
+
+def _scale(it: int, width: int, max_change: int) -> int:
+    # At least one mark for any change: scale as if one column narrower, plus one.
+    return 0 if not it else 1 + it * (width - 1) // max_change
+
+
+#: What a file that left the diff shows in a stat of what changed (its changes
+#: were undone, or the file it added is gone).
+GONE = "no longer changed"
+
+
+def stat_rows(
+    files: Sequence[FileDiff], width: int = 80, gone: Sequence[str] = ()
+) -> list[StatRow]:
+    """The per-file lines of ``git diff --stat`` for ``width`` columns, laid out as
+    git 2.x does (name area, count, a ``+``/``-`` graph scaled to the largest
+    change; a long name loses its start to ``...``). A binary file shows ``Bin``
+    (the server sends no sizes); one whose counts are unknown, ``?``; each path
+    in ``gone`` (files that left the diff), :data:`GONE`, after the others."""
+    if not files and not gone:
+        return []
+    names = [print_name(fd) for fd in files]
+    gone_names = [quote_path(p) for p in gone]
+    max_len = max(len(n) for n in names + gone_names)
+    max_change = 0
+    number_width = 0
+    for fd in files:
+        if fd.binary:
+            number_width = 3  # "Bin" in the count column, as git aligns it
+        if fd.binary or not fd.counted:
+            continue
+        max_change = max(max_change, fd.insertions + fd.deletions)
+    number_width = max(_digits(max_change), number_width)
+    width = max(width, 16 + 6 + number_width)
+    graph_width = max_change
+    name_width = max_len
+    if name_width + number_width + 6 + graph_width > width:
+        if graph_width > width * 3 // 8 - number_width - 6:
+            graph_width = max(width * 3 // 8 - number_width - 6, 6)
+        if name_width > width - number_width - 6 - graph_width:
+            name_width = width - number_width - 6 - graph_width
+        else:
+            graph_width = width - number_width - 6 - name_width
+    rows: list[StatRow] = []
+    for fd, name in zip(files, names, strict=True):
+        lead = _stat_name(name, name_width)
+        if fd.binary or not fd.counted:
+            rows.append(StatRow(f"{lead} {'Bin' if fd.binary else '?':>{number_width}}", "", ""))
+            continue
+        added, deleted = fd.insertions, fd.deletions
+        add, dele = added, deleted
+        if graph_width <= max_change:
+            total = _scale(add + dele, graph_width, max_change)
+            if total < 2 and add and dele:
+                total = 2
+            if add < dele:
+                add = _scale(add, graph_width, max_change)
+                dele = total - add
+            else:
+                dele = _scale(dele, graph_width, max_change)
+                add = total - dele
+        count = added + deleted
+        rows.append(
+            StatRow(f"{lead} {count:>{number_width}}{' ' if count else ''}", "+" * add, "-" * dele)
+        )
+    rows.extend(StatRow(f"{_stat_name(name, name_width)} {GONE}", "", "") for name in gone_names)
+    return rows
+
+
+def _stat_name(name: str, name_width: int) -> str:
+    """`` NAME |`` in ``name_width`` columns, a long name's start cut to ``...`` (at
+    a slash when there is one), as git does."""
+    room, prefix = name_width, ""
+    if name_width < len(name):
+        prefix = "..."
+        room -= 3
+        name = name[len(name) - room :] if room > 0 else ""
+        slash = name.find("/")
+        if slash >= 0:
+            name = name[slash:]
+    return f" {prefix}{name:<{room}} |"
+
+
+def stat_summary(files: int, insertions: int, deletions: int) -> str:
+    """git's summary line: `` 2 files changed, 5 insertions(+), 1 deletion(-)``
+    (a zero count left out when the other is not zero, as git does)."""
+    if not files:
+        return " 0 files changed"
+    parts = [f" {files} file{'' if files == 1 else 's'} changed"]
+    if insertions or not deletions:
+        parts.append(f"{insertions} insertion{'' if insertions == 1 else 's'}(+)")
+    if deletions or not insertions:
+        parts.append(f"{deletions} deletion{'' if deletions == 1 else 's'}(-)")
+    return ", ".join(parts)

@@ -10,7 +10,10 @@ does not name is read with ``event.get("key")``. A misspelt name
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from .diffing import FileDiff
 
 LEVELS = ("debug", "info", "warn", "error", "success")
 #: Other names people type for a level (``--level warning``).
@@ -212,18 +215,59 @@ class ProcessEvent(Event):
 
 
 class DiffUpdate(Event):
-    """``{type: diff_update, attemptId, diff, filesChanged, insertions, deletions, timestamp}``."""
+    """``{type: diff_update, attemptId, diff, filesChanged, insertions, deletions, timestamp}``.
 
-    __slots__ = ()
+    :attr:`files` is the diff cut per file (:class:`~forgectl.diffing.FileDiff`:
+    path, text, counts), in path order. The real server's decoder hands the files
+    over and the ``diff`` text is joined from them only when asked for (JSON output
+    asks; ``--stat`` does not), and says which files changed since its previous
+    update (:attr:`changes`, :attr:`removed`); from the documented API, ``diff`` is
+    the server's and :attr:`files` is read from it on first use.
+    """
+
+    __slots__ = ("_data", "_files", "_owed", "changes", "removed")
     kind = "diff"
+
+    def __init__(
+        self,
+        data: dict[str, Any],
+        *,
+        files: tuple[FileDiff, ...] | None = None,
+        changes: tuple[FileDiff, ...] | None = None,
+        removed: tuple[str, ...] | None = None,
+    ) -> None:
+        self._data = data
+        self._files = files
+        #: the diff text is still to be joined from the files
+        self._owed = files is not None and data.get("diff") is None
+        #: the files new or changed since the stream's previous update (None: not known)
+        self.changes = changes
+        #: the paths no longer in the diff since the previous update (None: not known)
+        self.removed = removed
+
+    @property  # the diff text joined on first use
+    def data(self) -> dict[str, Any]:  # type: ignore[override]
+        data = self._data
+        if self._owed:
+            self._owed = False
+            data["diff"] = "".join(f.text for f in self._files or ())
+        return data
+
+    @property
+    def files(self) -> tuple[FileDiff, ...]:
+        if self._files is None:
+            from .diffing import parse_diff
+
+            self._files = tuple(parse_diff(self.diff))
+        return self._files
 
     @property
     def type(self) -> str:
-        return _str(self.data, "type") or "diff_update"
+        return _str(self._data, "type") or "diff_update"
 
     @property
     def attempt_id(self) -> str | None:
-        return _str(self.data, "attemptId")
+        return _str(self._data, "attemptId")
 
     @property
     def diff(self) -> str:
@@ -231,19 +275,22 @@ class DiffUpdate(Event):
 
     @property
     def files_changed(self) -> int:
-        return _int(self.data, "filesChanged") or 0
+        return _int(self._data, "filesChanged") or 0
 
     @property
     def insertions(self) -> int:
-        return _int(self.data, "insertions") or 0
+        return _int(self._data, "insertions") or 0
 
     @property
     def deletions(self) -> int:
-        return _int(self.data, "deletions") or 0
+        return _int(self._data, "deletions") or 0
 
     @property
     def timestamp(self) -> str | None:
-        return _str(self.data, "timestamp")
+        return _str(self._data, "timestamp")
+
+    def __repr__(self) -> str:
+        return f"DiffUpdate({self.data!r})"
 
 
 class ProcessRecord(Event):

@@ -161,28 +161,59 @@ def test_sample_frames_stats_only(repo: Path) -> None:
         ),
     )
     assert (st.files_changed, st.insertions, st.deletions) == (2, 4, 1)
+    # Never called binary: they are text files the server did not send.
     assert st.text() == (
         "diff --git a/README.md b/README.md\n"
         "index 0000000..0000000\n"
-        "Binary files a/README.md and b/README.md differ\n"
-        "# content omitted by server (1 addition, 0 deletions)\n"
+        "# content omitted by server: 1 addition, 0 deletions\n"
         "diff --git a/new_file.txt b/new_file.txt\n"
-        "new file mode 100644\n"
-        "Binary files /dev/null and b/new_file.txt differ\n"
-        "# content omitted by server (3 additions, 1 deletion)\n"
+        "index 0000000..0000000\n"
+        "# content omitted by server: new file, 3 additions, 1 deletion\n"
     )
+    assert all(fd.omitted and not fd.binary and fd.counted for fd in st.files())
+    # Applying it must fail loudly rather than apply half a change (an empty new
+    # file, a README without its line), also beside a file git could apply.
+    st.set("z.txt", entry("modified", "z.txt", "z.txt", "a\n", "b\n"))
+    write(repo / "README.md", "hello\n")
+    write(repo / "z.txt", "a\n")
     p = repo.parent / "p.diff"
     p.write_text(st.text())
-    stat = git(repo, "apply", "--numstat", str(p))
-    assert stat.stdout.decode().splitlines() == [
-        "-\t-\tREADME.md",
-        "-\t-\tnew_file.txt",
-    ]
-    # Applying it must fail loudly rather than apply half a change.
-    write(repo / "README.md", "hello\n")
-    assert git(repo, "apply", "--check", str(p), check=False).returncode != 0
-    assert st.remove("new_file.txt")
+    check = git(repo, "apply", "--check", str(p), check=False)
+    assert check.returncode != 0 and b"line 3" in check.stderr, check.stderr
+    assert git(repo, "apply", str(p), check=False).returncode != 0
+    assert not (repo / "new_file.txt").exists() and (repo / "z.txt").read_text() == "a\n"
+    assert st.remove("new_file.txt") and st.remove("z.txt")
     assert (st.files_changed, st.insertions, st.deletions) == (1, 1, 0)
+
+
+def test_omitted_without_counts_and_renames_say_what_they_are(repo: Path) -> None:
+    big = file_diff(entry("modified", "big.txt", "big.txt", None, None, contentOmitted=True))
+    assert not big.counted and (big.insertions, big.deletions) == (0, 0)
+    assert big.text.endswith("# content omitted by server: line counts not sent\n")
+    moved = file_diff(
+        entry("renamed", "old.txt", "new.txt", None, None, contentOmitted=True, additions=2)
+    )
+    assert moved.old_path == "old.txt" and moved.path == "new.txt"
+    assert "renamed from old.txt, 2 additions, 0 deletions" in moved.text
+    write(repo / "old.txt", "x\n")
+    p = repo.parent / "p.diff"
+    p.write_text(moved.text)
+    assert git(repo, "apply", str(p), check=False).returncode != 0
+    assert (repo / "old.txt").exists() and not (repo / "new.txt").exists()
+
+
+def test_contents_not_sent_without_the_omitted_flag_are_binary(repo: Path) -> None:
+    # The server sends no text for a binary (or non-UTF-8) file, and does not say so.
+    fd = file_diff(entry("added", None, "logo.png", None, None))
+    assert fd.binary and fd.text == (
+        "diff --git a/logo.png b/logo.png\n"
+        "new file mode 100644\n"
+        "Binary files /dev/null and b/logo.png differ\n"
+    )
+    p = repo.parent / "p.diff"
+    p.write_text(fd.text)
+    assert git(repo, "apply", "--numstat", str(p)).stdout == b"-\t-\tlogo.png\n"
+    assert git(repo, "apply", str(p), check=False).returncode != 0
 
 
 def test_content_omitted_flag_with_contents_uses_server_counts() -> None:
@@ -199,7 +230,7 @@ def test_content_omitted_flag_with_contents_uses_server_counts() -> None:
         )
     )
     assert (fd.insertions, fd.deletions) == (7, 2)
-    assert "# content omitted by server (7 additions, 2 deletions)" in fd.text
+    assert "# content omitted by server: 7 additions, 2 deletions" in fd.text
 
 
 # --------------------------------------------------------------- round trips

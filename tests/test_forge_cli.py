@@ -584,13 +584,15 @@ def test_diff_applies_to_the_base_and_gives_the_worktree(
 def test_diff_stat(server: ForgeServer, sc: Scenario) -> None:
     traced = run(server, "-v", "diff", sc.attempt_id, "--stat", "--json")
     assert traced.returncode == 0, traced.stderr
-    assert "diff/ws?stats_only=true" in traced.stderr
+    # Counts from the contents, as git counts them: the server is asked for them.
+    assert "stats_only" not in traced.stderr
     (update,) = jsonl(traced.stdout)
-    # Counts only; the server says 1 deletion for an added file, which is not one.
     assert (update["filesChanged"], update["insertions"], update["deletions"]) == (4, 6, 0)
+    assert "Binary files" not in update["diff"]
     pretty = run(server, "diff", sc.attempt_id, "--stat", "--pretty", "--color", "never")
     assert pretty.returncode == 0, pretty.stderr
-    assert "4 files changed, 6 insertions(+), 0 deletions(-)" in pretty.stdout
+    assert " 4 files changed, 6 insertions(+)\n" in pretty.stdout
+    assert " README.md          | 1 +\n" in pretty.stdout
     assert "@@" not in pretty.stdout
     names = run(server, "diff", sc.attempt_id, "--name-only", "--pretty", "--color", "never")
     assert names.stdout.splitlines() == sorted(SCENARIO_FILES)

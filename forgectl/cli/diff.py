@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING
+
 import click
 
 from ..constants import DEFAULT_FIRST_WAIT
 from .app import Application, pass_app
 from .complete import complete_attempt_id
+
+if TYPE_CHECKING:
+    from ..output.base import Renderer
+
 from .options import (
     Command,
     Seconds,
@@ -23,8 +30,9 @@ from .options import (
     epilog="""\b
 Examples:
   forgectl diff 8c1e...
-  forgectl diff 8c1e... --json | jq -r .diff | git apply --stat
-  forgectl diff 8c1e... --follow --stat""",
+  forgectl diff 8c1e... --patch | git apply     # the attempt's changes, here
+  forgectl diff 8c1e... --stat                  # git's per-file table
+  forgectl diff 8c1e... --follow --json | jq -c '{filesChanged, insertions}'""",
 )
 @click.argument(
     "attempt_id",
@@ -32,13 +40,19 @@ Examples:
     shell_complete=complete_attempt_id,
     callback=nonempty_id,
 )
-@click.option("--follow", "-f", is_flag=True, help="Print every update, not just the current diff.")
 @click.option(
-    "--stat",
+    "--follow",
+    "-f",
     is_flag=True,
-    help="Summary only: changed files and counts (the real server then sends no contents).",
+    help="Print every update (after the first, what changed since the one before).",
 )
-@click.option("--name-only", is_flag=True, help="Only the names of changed files.")
+@click.option(
+    "--patch",
+    is_flag=True,
+    help="The unified diff as text, byte for byte even into a pipe (for git apply).",
+)
+@click.option("--stat", is_flag=True, help="git's per-file table and summary, as text.")
+@click.option("--name-only", is_flag=True, help="Only the names of changed files, as text.")
 @click.option(
     "--first-wait",
     type=Seconds(zero=True),
@@ -58,6 +72,7 @@ def diff(
     /,
     attempt_id: str,
     follow: bool,
+    patch: bool,
     stat: bool,
     name_only: bool,
     first_wait: float,
@@ -67,22 +82,46 @@ def diff(
     """Print the git diff of a task attempt.
 
     Without --follow, prints the diff as it stands (the first diff_update) and
-    exits; with --follow, prints every update until interrupted. JSON output is
-    the diff_update object whatever the flags; --stat and --name-only shape the
-    pretty output (and --stat asks the real server for counts only).
+    exits; with --follow, every update until interrupted. --patch, --stat and
+    --name-only print text whatever stdout is (counts as git counts them, from
+    the contents); otherwise JSON when piped, colour on a terminal.
     """
     from .runner import run
     from .streaming import render
 
-    if stat and name_only:
-        raise click.UsageError("--stat and --name-only show different things: choose one")
-    renderer = app.renderer(app.output_mode(output), color, stat_only=stat, name_only=name_only)
+    forms = [
+        name
+        for name, on in (("--patch", patch), ("--stat", stat), ("--name-only", name_only))
+        if on
+    ]
+    if len(forms) > 1:
+        raise click.UsageError(f"{' and '.join(forms)} show different things: choose one")
+    if patch and output == "json":
+        raise click.UsageError("--patch prints the diff as text; --json prints diff_update objects")
+    if patch and follow:
+        raise click.UsageError(
+            "--patch prints one patch: with --follow, use --json (one diff_update a line)"
+        )
+    # A text format is text into a pipe (pretty on a terminal) unless --json/--pretty say.
+    mode = (output or _text_or_pretty()) if forms else app.output_mode(output)
+    if mode == "text":
+        from ..output.difftext import DiffTextRenderer
+
+        form = "patch" if patch else "stat" if stat else "names"
+        renderer: Renderer = DiffTextRenderer(form=form, notice=app.diag.note)
+    else:
+        renderer = app.renderer(mode, color, stat_only=stat, name_only=name_only, patch_only=patch)
     forge = app.client()
 
     async def body() -> int:
-        updates = forge.attempts.stream_diff(
-            attempt_id, follow=follow, stats_only=stat, first_wait=first_wait
-        )
+        updates = forge.attempts.stream_diff(attempt_id, follow=follow, first_wait=first_wait)
         return await render(app, updates, renderer)
 
     run(app, body)
+
+
+def _text_or_pretty() -> str:
+    try:
+        return "pretty" if sys.stdout.isatty() else "text"
+    except (AttributeError, ValueError):
+        return "text"

@@ -16,6 +16,7 @@ from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
 from ..times import parse_time
 from .agent import AgentView, Block, is_agent_entry
 from .base import LineStamper, OutputClosed, Renderer
+from .difftext import DiffChanges
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -86,6 +87,7 @@ class PrettyRenderer(Renderer):
         color: str = "auto",
         stat_only: bool = False,
         name_only: bool = False,
+        patch_only: bool = False,
         timestamps: bool = False,
         tool_output: str = "compact",
     ) -> None:
@@ -95,6 +97,8 @@ class PrettyRenderer(Renderer):
         self.console.on_broken_pipe = self._closed  # type: ignore[method-assign]
         self.stat_only = stat_only
         self.name_only = name_only
+        self.patch_only = patch_only
+        self.diff_changes = DiffChanges()
         self.timestamps = timestamps
         self.stamper = LineStamper("%H:%M:%S.%f")
         self.server_times = False  # an entry has had a time: keep its column
@@ -258,54 +262,60 @@ class PrettyRenderer(Renderer):
         self._print(line)
 
     def _diff(self, update: DiffUpdate) -> None:
+        """The diff coloured (``patch_only``: nothing else), its files' names, or
+        git's stat table; then git's summary line. With --follow, an update after
+        the first shows only the files that changed since the one before."""
         from rich.text import Text
 
-        text = update.diff
-        if not (self.stat_only or self.name_only):
-            for raw in text.splitlines():
-                line = escape(raw)
-                if raw.startswith(
-                    (
-                        "+++",
-                        "---",
-                        "diff --git",
-                        "index ",
-                        "new file",
-                        "deleted file",
-                        "rename ",
-                        "similarity",
-                        "copy ",
-                    )
-                ):
-                    style = "bold"
-                elif raw.startswith("@@"):
-                    style = "cyan"
-                elif raw.startswith("+"):
-                    style = "green"
-                elif raw.startswith("-"):
-                    style = "red"
-                else:
-                    style = ""
-                self._print(Text(line, style=style))
-        files = _files(text)
-        if self.name_only:
-            for name in files:
-                self._print(Text(escape(name)))
-            return
-        summary = Text()
-        n = update.files_changed
-        summary.append(f" {n} file{'s' if n != 1 else ''} changed", style="bold")
-        summary.append(
-            f", {update.insertions} insertion{'s' if update.insertions != 1 else ''}(+)",
-            style="green",
-        )
-        summary.append(
-            f", {update.deletions} deletion{'s' if update.deletions != 1 else ''}(-)", style="red"
-        )
+        from ..diffing import GONE, quote_path, stat_rows, stat_summary
+
+        first, files, removed = self.diff_changes.since_last(update)
         clock = _clock(update.timestamp)
-        if clock is not None:
-            summary.append(f"  at {clock}", style="dim")
-        self._print(summary)
+        if not first:
+            said = [f"{len(files)} file{'s' if len(files) != 1 else ''} changed"] if files else []
+            if removed:
+                said.append(f"{len(removed)} {GONE}")
+            when = f" at {clock}" if clock else ""
+            self._print(Text(f"⟳ update{when}: {', '.join(said)}", style="dim"))
+        if self.name_only:
+            for fd in files:
+                self._print(Text(escape(quote_path(fd.path))))
+            for path in removed:
+                self._print(Text(f"{escape(quote_path(path))} ({GONE})", style="dim"))
+            return
+        if self.stat_only:
+            for row in stat_rows(files, self.console.width, removed):
+                line = Text(escape(row.lead))
+                line.append(row.plus, style="green")
+                line.append(row.minus, style="red")
+                self._print(line)
+        else:
+            for fd in files:
+                self._diff_text(fd.text)
+            for path in removed:
+                self._print(Text(f"# {escape(quote_path(path))}: {GONE}", style="dim"))
+            if self.patch_only:
+                return
+        summary = stat_summary(update.files_changed, update.insertions, update.deletions)
+        self._print(Text(summary, style="bold"))
+
+    def _diff_text(self, text: str) -> None:
+        from rich.text import Text
+
+        for raw in text.splitlines():
+            if raw.startswith(_DIFF_HEADERS):
+                style = "bold"
+            elif raw.startswith("@@"):
+                style = "cyan"
+            elif raw.startswith("+"):
+                style = "green"
+            elif raw.startswith("-"):
+                style = "red"
+            elif raw.startswith("# content omitted") or raw.startswith("Binary files "):
+                style = "yellow"
+            else:
+                style = ""
+            self._print(Text(escape(raw), style=style))
 
     def _raw(self, chunk: RawChunk) -> None:
         from rich.text import Text
@@ -348,11 +358,15 @@ def _progress(progress: Any) -> Text:
     return line
 
 
-def _files(diff: str) -> list[str]:
-    names = []
-    for line in diff.splitlines():
-        if line.startswith("diff --git a/"):
-            rest = line[len("diff --git a/") :]
-            half = rest.split(" b/", 1)
-            names.append(half[1] if len(half) == 2 else rest)
-    return names
+#: The lines of a diff's file header (shown bold).
+_DIFF_HEADERS = (
+    "+++",
+    "---",
+    "diff --git",
+    "index ",
+    "new file",
+    "deleted file",
+    "rename ",
+    "similarity",
+    "copy ",
+)

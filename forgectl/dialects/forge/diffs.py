@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ...constants import DEFAULT_FIRST_WAIT
-from ...diffing import DiffState
+from ...diffing import DiffState, FileDiff
 from ...events import BACKLOG_END, DiffUpdate, Event
 from ...times import now_iso
 from ..patch import ops_of, split
@@ -34,8 +34,11 @@ class ForgeDiffDecoder(PatchDecoder):
     the server runs git, and an attempt without changes sends nothing at all, so the
     first update waits up to ``first_wait`` seconds; if nothing has come by then,
     the diff is printed empty with a note saying it is the wait that ended. Only
-    files whose entry changed are re-diffed. The end of the first burst is the end
-    of the history (without --follow, the command ends there).
+    files whose entry changed are re-diffed, and an update names them
+    (``changes``, ``removed``: a burst that ends where the last update stood prints
+    nothing); its ``diff`` text is joined only when a consumer reads it. The end of
+    the first burst is the end of the history (without --follow, the command ends
+    there).
     """
 
     knows_history = True
@@ -49,6 +52,10 @@ class ForgeDiffDecoder(PatchDecoder):
         self.first_wait = first_wait
         self.state = DiffState()
         self.changed = True  # the first settle always prints, even an empty diff
+        self.printed = False  # an update went out
+        #: paths whose entry changed since the last update, and that update's files
+        self.touched: set[str] = set()
+        self.sent: dict[str, FileDiff] = {}
         self.unseen: set[str] = set()
         self.quiet_after = 0.3
         self.first_quiet = first_wait
@@ -76,6 +83,7 @@ class ForgeDiffDecoder(PatchDecoder):
             if op == "remove":
                 if self.state.remove(name):
                     self.changed = True
+                    self.touched.add(name)
                 continue
             if op not in ("add", "replace"):
                 self.unknown_path(op, path)
@@ -90,6 +98,7 @@ class ForgeDiffDecoder(PatchDecoder):
                 continue
             if self.state.set(name, entry):
                 self.changed = True
+                self.touched.add(name)
         return []
 
     def quiet(self) -> list[Event]:
@@ -105,9 +114,11 @@ class ForgeDiffDecoder(PatchDecoder):
                 for name in self.unseen:  # gone while we were disconnected
                     if self.state.remove(name):
                         self.changed = True
+                        self.touched.add(name)
                 self.unseen = set()
                 self.wake_at = math.inf
-        out: list[Event] = [] if not self.changed else [self._update()]
+        update = self._update() if self.changed else None
+        out: list[Event] = [update] if update is not None else []
         self.changed = False
         if not self.announced and not self.unseen:
             self.announced = True
@@ -121,18 +132,39 @@ class ForgeDiffDecoder(PatchDecoder):
         self.resend_until = 0.0
         return self.quiet()
 
-    def _update(self) -> DiffUpdate:
-        state = self.state
+    def _update(self) -> DiffUpdate | None:
+        """The update for what changed since the last one (None: nothing did, and
+        the first update has gone out)."""
+        state, sent = self.state, self.sent
+        changes: list[FileDiff] = []
+        removed: list[str] = []
+        for path in sorted(self.touched):
+            now = state.get(path)
+            before = sent.get(path)
+            if now is None:
+                if before is not None:
+                    removed.append(path)
+                    del sent[path]
+            elif now != before:
+                changes.append(now)
+                sent[path] = now
+        self.touched.clear()
+        if self.printed and not changes and not removed:
+            return None  # changed, then changed back: the last update still stands
+        self.printed = True
         return DiffUpdate(
             {
                 "type": "diff_update",
                 "attemptId": self.attempt,
-                "diff": state.text(),
+                "diff": None,  # joined from the files when read
                 "filesChanged": state.files_changed,
                 "insertions": state.insertions,
                 "deletions": state.deletions,
                 "timestamp": now_iso(),
-            }
+            },
+            files=state.snapshot(),
+            changes=tuple(changes),
+            removed=tuple(removed),
         )
 
     def finish(self) -> list[Event]:

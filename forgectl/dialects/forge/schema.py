@@ -450,13 +450,35 @@ def process_events(record: dict[str, Any], started: bool, ended: bool) -> list[E
 
 
 def _fix_counts(content: dict[str, Any]) -> dict[str, Any]:
-    """The server's counts (sent when contents are omitted) give an added file one
-    deletion and, alike, a deleted file one addition; neither has any."""
+    """The server's counts (sent when it omits the contents) put right where it
+    gets them wrong, for an added or a deleted file.
+
+    It counts with forge-core's ``compute_line_change_counts``: a line diff of
+    the two texts after adding a newline to any text that lacks one (``similar``'s
+    ``TextDiff::from_lines``). An added file's missing old text is ``""``, which
+    that makes one empty line: it is deleted (``a\nb\n`` → 2 additions, 1
+    deletion), or, when the new file has an empty line of its own, matched
+    against it, and that line is not counted as added (``a\n\nb\n`` → 2, 0; git
+    says 3, 0). A deleted file alike, the other way round. One case is beyond
+    repair: 0, 0 for an added file is an empty file (0 lines) or a file of one
+    empty line (1): taken as the empty file. For a modified file the added
+    newline hides a change to a last line without one; those counts stay the
+    server's.
+    """
     change = content.get("change")
-    if change == "added" and content.get("deletions"):
-        return {**content, "deletions": 0}
-    if change == "deleted" and content.get("additions"):
-        return {**content, "additions": 0}
+    additions, deletions = content.get("additions"), content.get("deletions")
+    if type(additions) is not int or type(deletions) is not int:
+        return content
+    if change == "added":
+        if deletions:
+            return {**content, "deletions": 0}
+        if additions:
+            return {**content, "additions": additions + 1}
+    elif change == "deleted":
+        if additions:
+            return {**content, "additions": 0}
+        if deletions:
+            return {**content, "deletions": deletions + 1}
     return content
 
 
