@@ -80,7 +80,10 @@ class ForgeError(Exception):
     """Base of every error forgectl reports; ``str()`` is the one-line message.
 
     ``url``: the URL that failed, when there is one; ``status``: the HTTP status the
-    server answered; ``hint``: what would help (:class:`Hint`).
+    server answered; ``answered``: what the server answered, in a few words (``HTTP
+    404``, ``an HTML page (HTTP 200)``, ``HTTP/1.0 404 File not found``: a plain web
+    server), when it answered something else than what was asked for; ``hint``:
+    what would help (:class:`Hint`).
     """
 
     exit_code: ExitCode = ExitCode.ERROR
@@ -94,12 +97,14 @@ class ForgeError(Exception):
         url: str | None = None,
         status: int | None = None,
         hint: Hint | None = None,
+        answered: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.url = url
         self.status = status
         self.hint = hint
+        self.answered = answered
 
     def __str__(self) -> str:
         return self.message
@@ -107,7 +112,9 @@ class ForgeError(Exception):
     def again(self, message: str) -> ForgeError:
         """The same error (class and fields) with another message."""
         error = type(self).__new__(type(self))
-        ForgeError.__init__(error, message, url=self.url, status=self.status, hint=self.hint)
+        ForgeError.__init__(
+            error, message, url=self.url, status=self.status, hint=self.hint, answered=self.answered
+        )
         error.__dict__.update({k: v for k, v in self.__dict__.items() if k != "message"})
         error.message = message
         return error

@@ -96,7 +96,9 @@ ANSWERS = {
 }
 EXIT = {
     "401": ExitCode.AUTH,
-    "404": ExitCode.NOT_FOUND,
+    # A server answering 404 on every route (the monitor route too) has no
+    # documented API: that is no unknown id.
+    "404": ExitCode.PROTOCOL,
     "500": ExitCode.CONNECT,
     "html": ExitCode.PROTOCOL,
 }

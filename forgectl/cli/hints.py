@@ -39,10 +39,11 @@ def _advice(hint: Hint | None, api: str) -> str:
     if hint is Hint.OPEN_TIMEOUT:
         return " (--open-timeout)"
     if hint is Hint.DIALECT:
+        # The dialect was chosen: the other one may be right, or the server wrong.
         if api == "documented":
-            return " (use --api forge, or auto)"
+            return f"; use --api forge or auto (or check --server, {ENV_SERVER})"
         if api == "forge":
-            return "; try --api documented or auto"
+            return f"; try --api documented or auto (or check --server, {ENV_SERVER})"
         return f"; is --server ({ENV_SERVER}) the Forge server?"
     if hint is Hint.MESSAGE_SIZE:
         return " (--max-message-size MIB raises it)"

@@ -3,7 +3,10 @@
 Auto-detection costs nothing on a documented server: the documented route is
 tried first, and only when its handshake fails the way the real server fails
 (its web UI's HTML page with status 200, or a 404) is ``GET /api/health`` asked.
-The choice is made once per run.
+A 404 from a server that is not Forge is an unknown id only if the documented
+monitor route (which takes no id) accepts a WebSocket: a plain web server answers
+404 everywhere, and speaks neither API (exit 6, not 5). The choice is made once
+per run.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConnectError, Hint, NotFoundError, ProtocolError
 from ..ids import is_uuid, uuid_prefix
 from .base import Dialect, Plan, StreamRequest
-from .documented import DocumentedDialect
+from .documented import MONITOR_PATH, DocumentedDialect, serves_documented
 from .forge import ForgeDialect, probe_forge
 
 if TYPE_CHECKING:
@@ -61,17 +64,28 @@ class AutoDialect(Dialect):
                 f"GET /api/health answered {said})"
             )
             return await self.forge.plan(request, endpoint, diag)
+        url = endpoint.server.url
+        answered = error.answered or str(error)
         if isinstance(error, NotFoundError):
-            self.chosen = self.documented
-            diag.trace(
-                "dialect: documented (its route answered 404 and /api/health is not Forge's)"
-            )
-            return None
+            # An unknown id, or no documented API at all: its monitor route says which.
+            on_it = plan.route.path == MONITOR_PATH  # the route that failed is that one
+            serves, on_monitor = (False, answered) if on_it else await serves_documented(endpoint)
+            if serves is not False:
+                self.chosen = self.documented
+                self.documented.verified = serves is True
+                diag.trace(
+                    "dialect: documented (its route answered 404, its monitor route "
+                    f"{on_monitor}, and /api/health is not Forge's)"
+                )
+                return None
+            answered = answered if on_it else f"{answered} ({MONITOR_PATH} too)"
         raise ProtocolError(
-            f"{endpoint.server.url} speaks neither known API: the documented route "
-            f"answered {error}, and GET /api/health answered {said}",
-            url=endpoint.server.url,
+            f"{url} speaks neither known API: the documented route answered {answered}, "
+            f"and GET /api/health answered {said}",
+            url=url,
+            status=error.status,
             hint=Hint.SERVER,
+            answered=answered,
         )
 
     async def _decide(self, endpoint: Endpoint, diag: Diagnostics) -> Dialect | None:

@@ -14,6 +14,7 @@ import orjson
 from orjson import JSONDecodeError, loads
 
 from ..diagnostics import describe_frame
+from ..errors import AuthError, ConnectError, Hint, NotFoundError, ProtocolError
 from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, ProcessRecord, RawChunk, deep_json
 from ..transport import Route
 from ..urls import segment
@@ -272,8 +273,63 @@ def _keys(obj: dict[str, Any]) -> str:
     return f"an object with {keys}"
 
 
+#: The documented route that takes no id: every documented server serves it.
+MONITOR_PATH = "/ws/execution-processes"
+
+
+async def serves_documented(endpoint: Endpoint) -> tuple[bool | None, str]:
+    """Does the server accept a WebSocket on the documented API's monitor route?
+    (True, False, or None when it cannot tell; what it answered). A 404 there is no
+    unknown id: it is a server without the documented API."""
+    from ..transport import default_transport
+
+    transport = endpoint.transport or default_transport()
+    try:
+        channel = await transport.open(endpoint, Route(MONITOR_PATH), what="process events")
+    except AuthError:
+        return True, "HTTP 401/403 (it wants a token)"
+    except (NotFoundError, ProtocolError) as exc:
+        return False, exc.answered or str(exc)
+    except ConnectError:
+        return None, "no answer"
+    await channel.close()
+    return True, "a WebSocket"
+
+
 class DocumentedDialect(Dialect):
     name = "documented"
+    #: Known to serve the documented API (its monitor route took a WebSocket).
+    verified = False
+
+    async def fallback(
+        self,
+        request: StreamRequest,
+        plan: Plan,
+        error: Exception,
+        endpoint: Endpoint,
+        diag: Diagnostics,
+    ) -> Plan | None:
+        """A 404 is an unknown id only from a server that has the documented API:
+        on the first one, its monitor route is asked (a plain web server answers
+        404 everywhere)."""
+        if not isinstance(error, NotFoundError) or self.verified:
+            return None
+        serves, said = (
+            (False, error.answered or "HTTP 404")
+            if plan.route.path == MONITOR_PATH  # the route that failed is that one
+            else await serves_documented(endpoint)
+        )
+        if serves is False:
+            raise ProtocolError(
+                f"{endpoint.server.url} does not serve the documented API: "
+                f"{MONITOR_PATH} answered {said}",
+                url=endpoint.server.url,
+                status=error.status,
+                hint=Hint.DIALECT,
+                answered=said,
+            )
+        self.verified = serves is True
+        return None
 
     async def plan(self, request: StreamRequest, endpoint: Endpoint, diag: Diagnostics) -> Plan:
         target = segment(request.target or "")

@@ -9,6 +9,7 @@ is the stream driver's job.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
 from typing import TYPE_CHECKING
@@ -106,8 +107,17 @@ def connect_error(url: str, exc: BaseException, cacert: str | None = None) -> Co
     return cls(f"cannot connect to {url}: {reason}{hint}", url=url, hint=_trust_hint(exc, cacert))
 
 
-def status_error(url: str, status: int, content_type: str, body: bytes, what: str) -> ForgeError:
-    """The error for an HTTP answer where a WebSocket (or JSON) was expected."""
+def status_error(
+    url: str,
+    status: int,
+    content_type: str,
+    body: bytes,
+    what: str,
+    server: str | None = None,
+) -> ForgeError:
+    """The error for an HTTP answer where a WebSocket (or JSON) was expected;
+    ``server``: the answer's ``Server`` header, if any (named in ``answered``)."""
+    by = f" from {escape_line(server[:60])}" if server else ""
     if status in (401, 403):
         verb = (
             "rejected the token"
@@ -118,7 +128,12 @@ def status_error(url: str, status: int, content_type: str, body: bytes, what: st
             f"{url}: HTTP {status}: the server {verb}", url=url, status=status, hint=Hint.TOKEN
         )
     if status == 404:
-        return NotFoundError(f"{what} not found (HTTP 404 from {url})", url=url, status=status)
+        return NotFoundError(
+            f"{what} not found (HTTP 404 from {url})",
+            url=url,
+            status=status,
+            answered=f"HTTP 404{by}",
+        )
     if status == 400 and "html" not in content_type.lower():
         # The real server answers an id it cannot parse (not a UUID) with 400 text.
         return UsageError(
@@ -139,12 +154,20 @@ def status_error(url: str, status: int, content_type: str, body: bytes, what: st
             url=url,
             status=status,
             hint=Hint.DIALECT,
+            answered=f"an HTML page (HTTP {status}){by}",
         )
+    snippet = _snippet(body, content_type)
     return ProtocolError(
-        f"{url}: expected a WebSocket, got HTTP {status}{_snippet(body, content_type)}",
+        f"{url}: expected a WebSocket, got HTTP {status}{snippet}",
         url=url,
         status=status,
+        answered=f"HTTP {status}{snippet}{by}",
     )
+
+
+#: A status line websockets refused for its protocol version (a plain HTTP/1.0
+#: server: ``python3 -m http.server``, an old proxy), as its error quotes it.
+_OLD_HTTP = re.compile(r"expected HTTP/1\.1: (HTTP/\d(?:\.\d)? (\d{3})\b.*)$")
 
 
 def _snippet(body: bytes, content_type: str) -> str:
@@ -178,6 +201,7 @@ def handshake_error(
             response.headers.get("content-type", ""),
             bytes(response.body or b""),
             what,
+            response.headers.get("server"),
         )
     if isinstance(exc, InvalidURI):
         return FatalConnectError(f"invalid URL {shown}: {exc}", url=shown)
@@ -186,6 +210,17 @@ def handshake_error(
         # or something that does not speak HTTP. Worth a retry.
         # A garbage status line is quoted in the reason: the server's bytes.
         cause = exc.__cause__
+        old_http = _OLD_HTTP.search(str(cause)) if isinstance(cause, ValueError) else None
+        if old_http is not None:
+            # An HTTP server, and one that cannot speak WebSocket (it needs HTTP/1.1).
+            said = escape_line(old_http.group(1)[:80])
+            return ProtocolError(
+                f"{shown}: expected a WebSocket, got {said}: a plain HTTP server",
+                url=shown,
+                status=int(old_http.group(2)),
+                hint=Hint.SERVER,
+                answered=f"{said} (a plain HTTP/1.0 server)",
+            )
         reason = escape_line(describe_os_error(cause) if cause else str(exc))
         return ConnectError(f"cannot connect to {shown}: bad handshake ({reason})", url=shown)
     if isinstance(exc, InvalidHandshake):

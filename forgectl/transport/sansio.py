@@ -302,7 +302,7 @@ async def open_sansio(
         error = handshake_error(exc, shown, what, endpoint.open_timeout, endpoint.cacert)
         if error is None:
             raise
-        if isinstance(exc, InvalidMessage):  # not HTTP: perhaps TLS, spoken to in plain
+        if isinstance(exc, InvalidMessage) and error.answered is None:  # not HTTP: TLS?
             error = await speaks_tls_instead(endpoint, shown) or error
         raise error from None
     return SansIOChannel(link)

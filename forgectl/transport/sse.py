@@ -148,5 +148,7 @@ async def open_sse(
         body = await response.aread()
         await response.aclose()
         await http.aclose()
-        raise status_error(shown, response.status_code, ctype, body, what)
+        raise status_error(
+            shown, response.status_code, ctype, body, what, response.headers.get("server")
+        )
     return SSEChannel(http, response)

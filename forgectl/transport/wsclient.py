@@ -111,7 +111,7 @@ async def open_websocket(
             raise
         from websockets.exceptions import InvalidMessage
 
-        if isinstance(exc, InvalidMessage) and not proxy_applies(url):
+        if isinstance(exc, InvalidMessage) and error.answered is None and not proxy_applies(url):
             error = await speaks_tls_instead(endpoint, shown) or error
         raise error from None
     return WebSocketChannel(ws)

@@ -65,11 +65,13 @@ class ForgeDialect(Dialect):
         except ConnectError:
             return
         if not is_forge:
+            answered = getattr(error, "answered", None) or str(error)
             raise ProtocolError(
-                f"{endpoint.server.url} is not the real Forge server (its route answered: "
-                f"{error}; GET /api/health answered {said})",
+                f"{endpoint.server.url} is not the real Forge server (its route answered "
+                f"{answered}; GET /api/health answered {said})",
                 url=endpoint.server.url,
                 hint=Hint.DIALECT,
+                answered=answered,
             )
         self.verified = True
 
