@@ -8,6 +8,10 @@ clipboard (OSC 52) or make a terminal answer as if typed. Two rules, one module:
 - :func:`escape` / :func:`escape_line`: text shown *as text* (stderr lines,
   pretty output). Every control character is shown as ``\\xNN``, so nothing in
   it can act on the terminal, and nothing can fake a line of forgectl's own.
+  :func:`escape_keeping_colour` is :func:`escape` for a process's own output in
+  pretty mode: its colours (SGR sequences) stay, for the renderer to turn into
+  styles (or drop, :func:`strip_colour`, when colour is off); everything else is
+  escaped alike.
 - :class:`TerminalFilter`: a process's raw output written to a terminal
   (``logs --raw``). Colours (SGR), ``\\r``, backspace, line erase and moves
   within the line are kept, so progress bars and colours still work; every
@@ -35,6 +39,32 @@ def _shown(match: re.Match[str]) -> str:
 def escape(text: str) -> str:
     """``text`` with every control character shown as ``\\xNN`` (tab and newline kept)."""
     return _CONTROL.sub(_shown, text)
+
+
+#: A colour or attribute change (SGR): ``ESC [ params m``.
+_SGR = re.compile(r"\x1b\[[0-9;:]*m")
+
+
+def escape_keeping_colour(text: str) -> str:
+    """:func:`escape`, but SGR sequences (colours, bold...) are left as they are;
+    every other control character, and every other escape sequence's ESC, is
+    shown as ``\\xNN``. The result holds no control character but tab, newline
+    and the ESC of an SGR sequence."""
+    if "\x1b" not in text:
+        return escape(text)
+    out: list[str] = []
+    pos = 0
+    for match in _SGR.finditer(text):
+        out.append(escape(text[pos : match.start()]))
+        out.append(match.group())
+        pos = match.end()
+    out.append(escape(text[pos:]))
+    return "".join(out)
+
+
+def strip_colour(text: str) -> str:
+    """``text`` without its SGR sequences (colour off: ``--color never``, NO_COLOR)."""
+    return _SGR.sub("", text) if "\x1b" in text else text
 
 
 def escape_line(text: str) -> str:

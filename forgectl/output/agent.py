@@ -101,7 +101,8 @@ class AgentView:
 
     ``emit(entry, block)`` prints a block; ``schedule(delay, callback)`` runs
     ``callback`` later and returns a function cancelling it (None: no timer, a held
-    call waits for the next entry or :meth:`release`).
+    call waits for the next entry or :meth:`release`); ``output(text, style)`` makes
+    a line of a command's own output (its colours kept: default, escaped as text).
     """
 
     def __init__(
@@ -111,6 +112,7 @@ class AgentView:
         *,
         tool_output: str = "compact",
         schedule: Callable[[float, Callable[[], None]], Callable[[], None] | None] | None = None,
+        output: Callable[[str, str], Text] | None = None,
     ) -> None:
         if tool_output not in TOOL_OUTPUT:
             raise ValueError(f"tool_output must be one of {TOOL_OUTPUT}, not {tool_output!r}")
@@ -118,6 +120,7 @@ class AgentView:
         self.escape = escape
         self.tool_output = tool_output
         self.schedule = schedule
+        self.output = output
         self.shown: dict[int, _Shown] = {}
         self.held: LogEntry | None = None
         self._cancel: Callable[[], None] | None = None
@@ -436,7 +439,8 @@ class AgentView:
         if action == "command_run":
             text = tool.get("output")
             if isinstance(text, str) and text.strip("\n"):
-                styled = [(line, "") for line in text.rstrip("\n").split("\n")]
+                # A command's output is the process's own: its colours are kept.
+                styled = [(line, _OWN) for line in text.rstrip("\n").split("\n")]
         elif action == "file_edit":
             for change in tool.get("changes") or ():
                 if not isinstance(change, dict):
@@ -462,9 +466,16 @@ class AgentView:
         for text, style in styled:
             line = Text()
             line.append(_GUTTER, style="dim")
-            line.append(esc(text), style=style)
+            if style == _OWN and self.output is not None:
+                line.append_text(self.output(text, ""))
+            else:
+                line.append(esc(text), style="" if style == _OWN else style)
             lines.append(line)
         return lines
+
+
+#: The style of a line of a command's own output (its colours, if any, are its own).
+_OWN = "own"
 
 
 def _hunks(diff: str) -> list[tuple[str, str]]:

@@ -7,11 +7,12 @@ printing (:func:`forgectl.escape.escape`), and it is never parsed as rich markup
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import OutputError
-from ..escape import escape
+from ..escape import escape, escape_keeping_colour, strip_colour
 from ..events import DiffUpdate, Event, LogEntry, ProcessEvent, RawChunk
 from ..times import parse_time
 from .agent import AgentView, Block, is_agent_entry
@@ -19,6 +20,7 @@ from .base import LineStamper, OutputClosed, Renderer
 from .difftext import DiffChanges
 
 if TYPE_CHECKING:
+    from rich.ansi import AnsiDecoder
     from rich.console import Console
     from rich.text import Text
 
@@ -99,10 +101,20 @@ class PrettyRenderer(Renderer):
         self.name_only = name_only
         self.patch_only = patch_only
         self.diff_changes = DiffChanges()
+        #: a process's own colours are shown (off: --color never, NO_COLOR, no terminal)
+        self.colour = not (self.console.no_color or self.console.color_system is None)
+        self._raw_carry: dict[str, str] = {}
+        self._raw_decoders: dict[str, AnsiDecoder] = {}
         self.timestamps = timestamps
         self.stamper = LineStamper("%H:%M:%S.%f")
         self.server_times = False  # an entry has had a time: keep its column
-        self.agent = AgentView(self._block, escape, tool_output=tool_output, schedule=self._later)
+        self.agent = AgentView(
+            self._block,
+            escape,
+            tool_output=tool_output,
+            schedule=self._later,
+            output=self.process_text,
+        )
 
     def write(self, data: bytes) -> None:  # rich writes through its own file
         raise NotImplementedError
@@ -142,6 +154,10 @@ class PrettyRenderer(Renderer):
             self._raw(event)
 
     def close(self) -> None:
+        if self._gone is None and self._raw_carry:  # a cut sequence never completed
+            for rest in self._raw_carry.values():
+                self._write_raw(escape(rest))
+            self._raw_carry.clear()
         if self._gone is None:
             self.agent.release()  # a tool call still held
         super().close()
@@ -200,10 +216,26 @@ class PrettyRenderer(Renderer):
         if isinstance(meta.get("revision"), int) and meta["revision"] > 0:
             line.append(" (updated)", style="dim italic")
         line.append("  ")
-        line.append(
-            escape(entry.message.rstrip("\n")), style=style if level in ("error", "warn") else ""
-        )
+        message = entry.message.rstrip("\n")
+        line.append_text(self.process_text(message, style if level in ("error", "warn") else ""))
         self._print(line)
+
+    def process_text(self, text: str, style: str = "", decoder: AnsiDecoder | None = None) -> Text:
+        """A process's own output as a line's text: escaped, its colours (SGR)
+        rendered when colour is on and dropped when it is off. ``decoder`` carries
+        the colour from one piece of a stream to the next."""
+        from rich.text import Text
+
+        if not self.colour:
+            return Text(escape(strip_colour(text)), style=style)
+        if "\x1b" not in text:
+            return Text(escape(text), style=style)
+        from rich.ansi import AnsiDecoder
+
+        decode = (decoder or AnsiDecoder()).decode_line
+        # Split on newlines only: decode_line itself never sees a control character.
+        pieces = escape_keeping_colour(text).split("\n")
+        return Text("\n", style=style).join(decode(piece) for piece in pieces)
 
     def _process(self, event: ProcessEvent) -> None:
         from rich.text import Text
@@ -260,6 +292,15 @@ class PrettyRenderer(Renderer):
         if details:
             line.append("  " + escape(" · ".join(details)), style="dim")
         self._print(line)
+
+    def _write_raw(self, text: str) -> None:
+        try:
+            self.console.file.write(text)
+            self.console.file.flush()
+        except BrokenPipeError:
+            self._closed()
+        except OSError as exc:
+            self._failed(exc)
 
     def _diff(self, update: DiffUpdate) -> None:
         """The diff coloured (``patch_only``: nothing else), its files' names, or
@@ -318,14 +359,25 @@ class PrettyRenderer(Renderer):
             self._print(Text(escape(raw), style=style))
 
     def _raw(self, chunk: RawChunk) -> None:
-        from rich.text import Text
-
         style = "red" if chunk.stream == "stderr" else ""
-        text = escape(chunk.text)
+        stream = chunk.stream or ""
+        text = self._raw_carry.pop(stream, "") + chunk.text
+        # A colour sequence cut at the chunk's end waits for its rest (to be shown,
+        # or dropped with colour off, whole).
+        if "\x1b" in text:
+            cut = _PARTIAL_SGR.search(text, max(0, len(text) - 64))
+            if cut is not None:
+                self._raw_carry[stream] = text[cut.start() :]
+                text = text[: cut.start()]
         if self.timestamps:
             text = self.stamper.stamp(text)
+        decoder = self._raw_decoders.get(stream)
+        if decoder is None and self.colour:
+            from rich.ansi import AnsiDecoder
+
+            decoder = self._raw_decoders[stream] = AnsiDecoder()
         try:
-            self.console.print(Text(text, style=style), end="")
+            self.console.print(self.process_text(text, style, decoder), end="")
         except BrokenPipeError:
             self._closed()
         except OSError as exc:
@@ -357,6 +409,9 @@ def _progress(progress: Any) -> Text:
         line.append(f"  ~{remaining / 1000:.0f} s left", style="dim")
     return line
 
+
+#: The start of a colour sequence, cut off at the end of a raw chunk.
+_PARTIAL_SGR = re.compile(r"\x1b(?:\[[0-9;:]*)?\Z")
 
 #: The lines of a diff's file header (shown bold).
 _DIFF_HEADERS = (

@@ -1,0 +1,127 @@
+"""What a person at a terminal sees, on the REAL Forge server, through a pseudo-terminal.
+
+- A process's own colours (a setup script's SGR sequences) are rendered in pretty
+  mode (``--color auto`` on a terminal, ``--color always`` anywhere), dropped with
+  ``--color never`` and ``NO_COLOR``; any other control sequence stays shown as text.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from forge_server import TERMINAL_STATUSES, ForgeServer
+from forge_testing import real_server
+from ptyrun import PtyRun
+
+pytestmark = [pytest.mark.forge, pytest.mark.timeout(120)]
+
+EXE = str(Path(sys.executable).with_name("forgectl"))
+
+#: A setup script: a coloured line, a title change and a screen clear, then exit 3
+#: (a failing setup starts no coding agent).
+COLOURED = (
+    r"printf '\033[32mok\033[0m module_1\n';"
+    r" printf 'title \033]0;PWNED\007 here\n';"
+    r" printf 'wipe \033[2J there\n'; exit 3"
+)
+#: Any SGR sequence (what rich writes for a style).
+SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ForgeServer]:
+    yield from real_server()
+
+
+def env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    return {**base, **extra}
+
+
+def setup_process(server: ForgeServer, name: str, script: str) -> tuple[str, str]:
+    """(attempt id, setup process id) of a new attempt whose setup runs ``script``."""
+    project = server.create_project(name, server.make_repo(name), setup_script=script)
+    task = server.create_task(project["id"], name)
+    attempt = server.create_attempt(task["id"])["id"]
+    setup = server.wait_for_process(attempt, "setupscript", {"running", *TERMINAL_STATUSES})
+    return attempt, str(setup["id"])
+
+
+@pytest.fixture(scope="module")
+def coloured(server: ForgeServer) -> str:
+    _, pid = setup_process(server, "colours", COLOURED)
+    server.wait_for_process(_attempt_of(server, pid), "setupscript", TERMINAL_STATUSES, 20)
+    return pid
+
+
+def _attempt_of(server: ForgeServer, pid: str) -> str:
+    return str(server.get_process(pid)["task_attempt_id"])
+
+
+def _shown(text: str) -> str:
+    """The screen's text without its styles."""
+    return SGR.sub("", text)
+
+
+# -- a process's own colours ---------------------------------------------------------------
+
+
+def _assert_neutralized(screen: str) -> None:
+    """The title change and the screen clear reach the terminal as text only."""
+    assert "\x1b]" not in screen and "\x07" not in screen and "\x1b[2J" not in screen
+    assert "title \\x1b]0;PWNED\\x07 here" in _shown(screen)
+    assert "wipe \\x1b[2J there" in _shown(screen)
+
+
+def test_colours_are_rendered_on_a_terminal(server: ForgeServer, coloured: str) -> None:
+    run = PtyRun([EXE, "-s", server.url, "logs", coloured], env=env())
+    assert run.wait(30) == 0, run.stderr
+    screen = run.text
+    # green (32) around "ok", as rich writes it, and no escape shown as text
+    assert re.search(r"\x1b\[(?:[0-9;]*;)?32m(?:\x1b\[[0-9;]*m)*ok\x1b\[0m", screen), screen
+    assert "ok module_1" in _shown(screen)
+    assert "\\x1b[32m" not in screen
+    _assert_neutralized(screen)
+
+
+@pytest.mark.parametrize("how", ["--color never", "NO_COLOR"])
+def test_colours_are_dropped_without_colour(server: ForgeServer, coloured: str, how: str) -> None:
+    args = ["--color", "never"] if how.startswith("--") else []
+    extra = {"NO_COLOR": "1"} if how == "NO_COLOR" else {}
+    run = PtyRun([EXE, "-s", server.url, "logs", coloured, *args], env=env(**extra))
+    assert run.wait(30) == 0, run.stderr
+    screen = run.text
+    assert not SGR.search(screen), screen  # no colour at all, not even the process's
+    assert "ok module_1" in screen
+    assert "\\x1b[32m" not in screen and "\\x1b[0m" not in screen
+    _assert_neutralized(screen)
+
+
+def test_colour_always_into_a_pipe(server: ForgeServer, coloured: str) -> None:
+    proc = subprocess.run(
+        [EXE, "-s", server.url, "logs", coloured, "--pretty", "--color", "always"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"\x1b\[(?:[0-9;]*;)?32m(?:\x1b\[[0-9;]*m)*ok\x1b\[0m", proc.stdout)
+    _assert_neutralized(proc.stdout)
+    # JSON keeps the server's text as it is: the colours are data there
+    json_out = subprocess.run(
+        [EXE, "-s", server.url, "logs", coloured, "--json"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=60,
+        check=False,
+    ).stdout
+    assert "\\u001b[32mok\\u001b[0m module_1" in json_out
