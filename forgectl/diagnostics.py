@@ -76,6 +76,9 @@ class Diagnostics:
             remember_secret(secret)
         self.counts: Counter[str] = Counter()
         self._first: dict[str, str] = {}
+        #: Runs each emission (``around(emit)``): a renderer that keeps a line it
+        #: rewrites on the terminal (monitor's running line) moves it out of the way.
+        self.around: Callable[[Callable[[], None]], None] | None = None
 
     def add_secret(self, secret: str | None) -> None:
         if secret and secret not in self.secrets:
@@ -83,7 +86,11 @@ class Diagnostics:
             remember_secret(secret)
 
     def _say(self, level: str, line: str) -> None:
-        self._emit(level, printable(line, *self.secrets))
+        text = printable(line, *self.secrets)
+        if self.around is None:
+            self._emit(level, text)
+        else:
+            self.around(lambda: self._emit(level, text))
 
     def note(self, line: str) -> None:
         self._say("note", line)

@@ -3,6 +3,8 @@
 - A process's own colours (a setup script's SGR sequences) are rendered in pretty
   mode (``--color auto`` on a terminal, ``--color always`` anywhere), dropped with
   ``--color never`` and ``NO_COLOR``; any other control sequence stays shown as text.
+- ``monitor``'s lines fit 100 columns with short ids, come in event-time order, and a
+  running process shows how long it has run.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,8 @@ COLOURED = (
 )
 #: Any SGR sequence (what rich writes for a style).
 SGR = re.compile(r"\x1b\[[0-9;]*m")
+#: Every escape sequence (to measure the text a line shows).
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +130,53 @@ def test_colour_always_into_a_pipe(server: ForgeServer, coloured: str) -> None:
         check=False,
     ).stdout
     assert "\\u001b[32mok\\u001b[0m module_1" in json_out
+
+
+# -- monitor on a terminal ----------------------------------------------------------------------
+
+
+def _screen_lines(screen: str) -> list[str]:
+    """The lines left on the screen: a line rewritten after ``\\r`` shows its last
+    version; styles removed."""
+    out = []
+    for line in screen.split("\n"):
+        shown = ANSI.sub("", line.split("\r")[-1])
+        if shown:
+            out.append(shown)
+    return out
+
+
+def test_monitor_lines_fit_100_columns_in_time_order_with_elapsed_time(
+    server: ForgeServer, coloured: str
+) -> None:
+    run = PtyRun([EXE, "-s", server.url, "monitor", "--history"], env=env(), columns=160)
+    try:
+        # connected once the history is on the screen (the coloured setup's end)
+        run.wait_for(lambda text: "exit code 3" in text, 30, "the history")
+        attempts = [setup_process(server, f"watched-{n}", "sleep 2.5; exit 2")[0] for n in range(2)]
+        # While they run: the running line, rewritten each second with the time run.
+        run.wait_for(
+            lambda text: re.search(r"running: [0-9a-f]{8} setupscript [12]s", text) is not None,
+            30,
+            "the running line with an elapsed time",
+        )
+        for attempt in attempts:
+            server.wait_for_process(attempt, "setupscript", TERMINAL_STATUSES, 30)
+        run.wait_for(lambda text: text.count("exit code 2") >= 2, 30, "both processes' ends")
+    finally:
+        run.proc.send_signal(2)
+        run.wait(10)
+    lines = _screen_lines(run.text)
+    events = [line for line in lines if "running:" not in line]
+    assert len(events) >= 4, run.text
+    for line in lines:
+        assert len(line) <= 100, line
+    # short ids: no full UUID on any line
+    assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-", "\n".join(lines)), lines
+    # event-time order
+    times = [datetime.strptime(line[:8], "%H:%M:%S") for line in events if line[:2].isdigit()]
+    assert times == sorted(times), events
+    # an ended process says how long it ran
+    assert any(re.search(r"failed .*exit code 2\) · 2\.\d s", line) for line in events), events
+    # the running line is gone once nothing runs
+    assert "running:" not in lines[-1], lines

@@ -99,6 +99,9 @@ def monitor(
     if exit_status and len(processes) != 1:
         raise click.UsageError("--exit-status needs exactly one --process")
     renderer = app.renderer(app.output_mode(output), color)
+    interject = getattr(renderer, "interject", None)
+    if interject is not None:  # stderr lines and the running line share the terminal
+        app.diag.around = interject
     forge = app.client()
     events = forge.processes.monitor(
         attempt,

@@ -24,19 +24,14 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
+    from .monitor import MonitorView
+
 LEVEL_STYLES = {
     "debug": "dim",
     "info": "default",
     "warn": "yellow",
     "error": "bold red",
     "success": "green",
-}
-EVENT_STYLES = {
-    "process_started": ("▶", "cyan"),
-    "process_progress": ("…", "blue"),
-    "process_completed": ("✔", "green"),
-    "process_failed": ("✖", "bold red"),
-    "process_stopped": ("■", "yellow"),
 }
 
 
@@ -105,6 +100,7 @@ class PrettyRenderer(Renderer):
         self.colour = not (self.console.no_color or self.console.color_system is None)
         self._raw_carry: dict[str, str] = {}
         self._raw_decoders: dict[str, AnsiDecoder] = {}
+        self.monitor: MonitorView | None = None
         self.timestamps = timestamps
         self.stamper = LineStamper("%H:%M:%S.%f")
         self.server_times = False  # an entry has had a time: keep its column
@@ -160,6 +156,8 @@ class PrettyRenderer(Renderer):
             self._raw_carry.clear()
         if self._gone is None:
             self.agent.release()  # a tool call still held
+            if self.monitor is not None:
+                self.monitor.close()  # the events still held, in order
         super().close()
 
     def _later(self, delay: float, callback: Callable[[], None]) -> Callable[[], None] | None:
@@ -238,60 +236,27 @@ class PrettyRenderer(Renderer):
         return Text("\n", style=style).join(decode(piece) for piece in pieces)
 
     def _process(self, event: ProcessEvent) -> None:
-        from rich.text import Text
+        if self.monitor is None:
+            from .monitor import MonitorView
 
-        kind = event.type
-        icon, style = EVENT_STYLES.get(kind, ("•", "default"))
-        data = event.to_dict()
-        stamp = (
-            data.get("startedAt")
-            or data.get("completedAt")
-            or data.get("failedAt")
-            or data.get("stoppedAt")
-        )
-        line = Text()
-        clock = _clock(stamp)
-        if clock is not None:
-            line.append(clock + " ", style="dim")
-        line.append(f"{icon} ", style=style)
-        line.append(
-            f"{kind.removeprefix('process_') if kind.startswith('process_') else escape(kind):<9}",
-            style=style,
-        )
-        line.append(f" {escape(str(event.process_id or '?'))}", style="bold")
-        details: list[str] = []
-        if kind == "process_progress":
-            line.append("  ")
-            line.append_text(_progress(data.get("progress")))
+            console = self.console
+            live = console.is_terminal and not console.is_dumb_terminal
+            self.monitor = MonitorView(
+                self._print,
+                lambda: console.width if console.is_terminal else 100,
+                self._later,
+                live=live,
+                write=self._write_raw,
+                style=self._styled,
+            )
+        self.monitor.show(event)
+
+    def interject(self, emit: Callable[[], None]) -> None:
+        """Run ``emit`` (a line on stderr) with a running line out of its way."""
+        if self.monitor is None:
+            emit()
         else:
-            for key, label in (("runReason", ""), ("executor", ""), ("taskAttemptId", "attempt ")):
-                if data.get(key):
-                    details.append(f"{label}{data[key]}")
-            if kind == "process_completed":
-                if data.get("exitCode") is not None:
-                    details.append(f"exit {data['exitCode']}")
-                if isinstance(data.get("duration"), (int, float)):
-                    details.append(f"{data['duration'] / 1000:.1f} s")
-            elif kind == "process_failed":
-                error = data.get("error")
-                if isinstance(error, dict) and error.get("message"):
-                    details.append(str(error["message"]))
-                if data.get("exitCode") is not None:
-                    details.append(f"exit {data['exitCode']}")
-            elif kind == "process_stopped":
-                if data.get("reason"):
-                    details.append(str(data["reason"]))
-            elif kind not in EVENT_STYLES:  # a type the spec does not list: show it all
-                details.append(
-                    ", ".join(
-                        f"{k}={v}"
-                        for k, v in data.items()
-                        if k not in ("type", "processId", "runReason", "executor", "taskAttemptId")
-                    )
-                )
-        if details:
-            line.append("  " + escape(" · ".join(details)), style="dim")
-        self._print(line)
+            self.monitor.interject(emit)
 
     def _write_raw(self, text: str) -> None:
         try:
@@ -301,6 +266,14 @@ class PrettyRenderer(Renderer):
             self._closed()
         except OSError as exc:
             self._failed(exc)
+
+    def _styled(self, text: str, style: str) -> str:
+        """``text`` with ``style``'s escape codes, as the console would print it."""
+        from rich.text import Text
+
+        with self.console.capture() as captured:
+            self.console.print(Text(text, style=style), end="")
+        return captured.get()
 
     def _diff(self, update: DiffUpdate) -> None:
         """The diff coloured (``patch_only``: nothing else), its files' names, or
@@ -382,32 +355,6 @@ class PrettyRenderer(Renderer):
             self._closed()
         except OSError as exc:
             self._failed(exc)
-
-
-def _progress(progress: Any) -> Text:
-    from rich.text import Text
-
-    line = Text()
-    if not isinstance(progress, dict):
-        if isinstance(progress, (int, float)):
-            progress = {"percentage": progress}
-        else:
-            return Text(escape(str(progress)))
-    pct = progress.get("percentage")
-    if isinstance(pct, (int, float)):
-        pct = max(0.0, min(100.0, float(pct)))
-        width = 20
-        filled = round(width * pct / 100)
-        line.append("█" * filled, style="blue")
-        line.append("░" * (width - filled), style="dim")
-        line.append(f" {pct:3.0f}%")
-    for key in ("stage", "message"):
-        if progress.get(key):
-            line.append(f"  {escape(str(progress[key]))}", style="dim" if key == "stage" else "")
-    remaining = progress.get("estimatedRemaining")
-    if isinstance(remaining, (int, float)):
-        line.append(f"  ~{remaining / 1000:.0f} s left", style="dim")
-    return line
 
 
 #: The start of a colour sequence, cut off at the end of a raw chunk.
