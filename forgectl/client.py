@@ -43,11 +43,12 @@ from .constants import (
 from .diagnostics import Diagnostics
 from .dialects import select_dialect
 from .dialects.base import Dialect, StreamRequest
-from .errors import ExitCode, NotFoundError, UsageError
+from .errors import NotFoundError, UsageError
 from .events import DiffUpdate, Event, LogEntry, ProcessEvent, ProcessRecord, RawChunk
 from .ids import match_prefix
 from .pipeline import Pipeline, log_pipeline, monitor_pipeline, record_filter
 from .settings import Settings, resolve
+from .status import Outcome
 from .stream import Stream, StreamOptions
 from .times import parse_time
 from .transport import Transport
@@ -487,11 +488,22 @@ class Processes:
         without a code; 7 when the stream ended without saying. A process that
         had already ended answers at once.
         """
+        return (await self.outcome(process_id)).exit_status
+
+    async def outcome(self, process_id: str) -> Outcome:
+        """Wait until the process ends; return how (:class:`~forgectl.status.Outcome`:
+        its start and end events, its ``exit_status``, how long it ran). A process
+        that had already ended answers at once."""
         events = self.monitor(until_exit=process_id)
+        started: ProcessEvent | None = None
+        ended: ProcessEvent | None = None
         async with events:
-            async for _ in events:
-                pass
-        return events.status if events.status is not None else int(ExitCode.STATUS_UNKNOWN)
+            async for event in events:  # that process's only (a prefix is completed)
+                if event.type == "process_started":
+                    started = event
+                elif event.is_terminal:
+                    ended = event
+        return Outcome(started, ended)
 
     async def resolve(self, process_id: str) -> str:
         """The whole process id that ``process_id`` (an id, or the start of one)

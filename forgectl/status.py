@@ -9,8 +9,11 @@ always print a ``forgectl: error:`` line on stderr, the process's never do.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .errors import ExitCode
 from .events import ProcessEvent
+from .times import duration_text, parse_time
 
 
 def exit_status(event: ProcessEvent) -> int:
@@ -23,3 +26,52 @@ def exit_status(event: ProcessEvent) -> int:
         wrapped = (code & 0xFF) if code is not None else 0
         return wrapped or int(ExitCode.PROCESS_FAILED)
     return int(ExitCode.PROCESS_STOPPED)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a process ended: its start and end events as the server reported them
+    (``ended`` None: the stream ended without saying)."""
+
+    started: ProcessEvent | None
+    ended: ProcessEvent | None
+
+    @property
+    def exit_status(self) -> int:
+        """What ``--exit-status`` exits with (7 when the end is unknown)."""
+        return exit_status(self.ended) if self.ended is not None else int(ExitCode.STATUS_UNKNOWN)
+
+    @property
+    def seconds(self) -> float | None:
+        """How long it ran: the server's duration, else from its start and end times."""
+        ended = self.ended
+        if ended is None:
+            return None
+        if ended.duration is not None:
+            return ended.duration / 1000
+        begun = parse_time(self.started.started_at) if self.started is not None else None
+        end = parse_time(ended.completed_at or ended.failed_at or ended.stopped_at)
+        if begun is None or end is None:
+            return None
+        return max(0.0, (end - begun).total_seconds())
+
+    def describe(self) -> str:
+        """``completed, exit code 0, after 12.3 s`` (``failed, no exit code``,
+        ``stopped (killed)``...; ``ended; the server did not say how``)."""
+        ended = self.ended
+        if ended is None:
+            return "ended; the server did not say how"
+        kind = (
+            ended.type.removeprefix("process_") if ended.type.startswith("process_") else ended.type
+        )
+        said = [kind]
+        if ended.type == "process_stopped":
+            said = [f"stopped ({ended.reason})" if ended.reason else "stopped"]
+        elif ended.exit_code is not None:
+            said.append(f"exit code {ended.exit_code}")
+        elif ended.type == "process_failed":
+            said.append("no exit code")
+        seconds = self.seconds
+        if seconds is not None:
+            said.append(f"after {duration_text(seconds)}")
+        return ", ".join(said)

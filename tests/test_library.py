@@ -410,3 +410,20 @@ def test_events_have_typed_fields_only() -> None:
     event = ProcessEvent({"type": "process_stopped", "processId": "p", "reason": "killed"})
     assert (event.reason, event.stopped_at, event.exit_code) == ("killed", None, None)
     assert orjson.loads(orjson.dumps(event.to_dict())) == event.to_dict()
+
+
+async def test_outcome_says_how_a_process_ended(srv: ThreadedReferenceServer) -> None:
+    srv.events[:] = [
+        {"type": "process_started", "processId": "p7", "startedAt": "2026-12-01T10:00:00Z"},
+        {"type": "process_failed", "processId": "p7", "exitCode": 2,
+         "failedAt": "2026-12-01T10:01:05.5Z", "error": {"code": "E"}},
+        {"type": "process_stopped", "processId": "p8", "reason": "killed", "duration": 1500},
+    ]  # fmt: skip
+    async with ForgeClient(server=srv.url) as forge:
+        failed = await asyncio.wait_for(forge.processes.outcome("p7"), 10)
+        stopped = await asyncio.wait_for(forge.processes.outcome("p8"), 10)
+    assert failed.exit_status == 2
+    assert failed.seconds == 65.5  # no duration sent: from its start and end times
+    assert failed.describe() == "failed, exit code 2, after 1 min 05 s"
+    assert stopped.describe() == "stopped (killed), after 1.5 s"
+    assert stopped.exit_status == int(ExitCode.PROCESS_STOPPED)

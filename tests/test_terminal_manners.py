@@ -3,6 +3,8 @@
 - A process's own colours (a setup script's SGR sequences) are rendered in pretty
   mode (``--color auto`` on a terminal, ``--color always`` anywhere), dropped with
   ``--color never`` and ``NO_COLOR``; any other control sequence stays shown as text.
+- ``logs -f`` on a terminal ends with one stderr line saying how the process ended;
+  into a pipe it says nothing.
 - ``monitor``'s lines fit 100 columns with short ids, come in event-time order, and a
   running process shows how long it has run.
 """
@@ -130,6 +132,51 @@ def test_colour_always_into_a_pipe(server: ForgeServer, coloured: str) -> None:
         check=False,
     ).stdout
     assert "\\u001b[32mok\\u001b[0m module_1" in json_out
+
+
+# -- logs -f says how the process ended ------------------------------------------------------
+
+
+def test_logs_follow_on_a_terminal_ends_saying_how_the_process_ended(
+    server: ForgeServer,
+) -> None:
+    _, pid = setup_process(server, "ending", "echo begin; sleep 1.5; echo end; exit 4")
+    run = PtyRun([EXE, "-s", server.url, "logs", pid, "-f"], env=env())
+    assert run.wait(60) == 0, run.stderr
+    assert "end" in run.text
+    # (a live script's first line may say its log comes from its raw output)
+    lines = run.stderr.strip().splitlines()
+    assert sum(" failed, " in line for line in lines) == 1, run.stderr
+    found = re.fullmatch(
+        rf"forgectl: process {pid} failed, exit code 4, after (\d+\.\d) s", lines[-1]
+    )
+    assert found, run.stderr
+    assert 1.0 <= float(found.group(1)) < 30
+
+
+def test_logs_follow_into_a_pipe_says_nothing_at_the_end(server: ForgeServer) -> None:
+    _, pid = setup_process(server, "ending-piped", "echo begin; sleep 0.5; exit 4")
+    proc = subprocess.run(
+        [EXE, "-s", server.url, "logs", pid, "-f"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert " failed, " not in proc.stderr and "exit code" not in proc.stderr
+    # --exit-status exits as the process did, and says nothing either
+    proc = subprocess.run(
+        [EXE, "-s", server.url, "logs", pid, "-f", "--exit-status"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 4, proc.stderr
+    assert " failed, " not in proc.stderr and "exit code" not in proc.stderr
 
 
 # -- monitor on a terminal ----------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from ..constants import TOOL_OUTPUT_CHOICES
+from ..errors import ExitCode
 from ..events import LEVEL_ALIASES, LEVELS
 from .app import Application, pass_app
 from .complete import complete_attempt_id, complete_process_id
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from ..client import ForgeClient
+    from ..status import Outcome
 
 #: After the log stream ended, how long the server may take to tell the exit status.
 EXIT_STATUS_GRACE = 10.0
@@ -208,17 +211,32 @@ def logs(
         mode, color, timestamps=timestamps, verbatim=verbatim, tool_output=tool_output
     )
 
+    # Read on a terminal (or with -v), -f ends with a line on stderr saying how the
+    # process ended; into a pipe or a file, the output ends as the process's did.
+    announce = follow and (app.verbose > 0 or _is_terminal(sys.stdout))
+
     async def body() -> int:
-        if not exit_status:
+        if not (exit_status or announce):
             return await render(app, entries, renderer)
         import asyncio
 
-        waiting = asyncio.ensure_future(forge.processes.wait(process_id))
+        waiting = asyncio.ensure_future(forge.processes.outcome(process_id))
         try:
             await render(app, entries, renderer)
-            return await _exit_status(app, forge, process_id, waiting)
+            outcome = await _outcome(app, forge, process_id, waiting, patient=exit_status)
+            if announce:
+                app.diag.note(f"process {process_id} {_said(outcome)}")
+            if not exit_status:
+                return 0
+            if outcome is None or outcome.ended is None:
+                app.diag.warning(
+                    f"process {process_id} ended but the server did not report its exit status"
+                )
+                return int(ExitCode.STATUS_UNKNOWN)
+            return outcome.exit_status
         finally:
-            waiting.cancel()
+            waiting.cancel()  # and let it close its socket (a normal close)
+            await asyncio.wait([waiting], timeout=0.5)
 
     run(app, body)
 
@@ -268,21 +286,33 @@ def _attempt_logs(
     run(app, body)
 
 
-async def _exit_status(
-    app: Application, forge: ForgeClient, process_id: str, waiting: asyncio.Future[int]
-) -> int:
-    """The process's exit status, once its log has ended: the server may take a
-    moment to tell it; say so, and give 7 if it never does. A watch that failed
-    while the log streamed (the server restarting) is asked again: the process
-    has ended now, so its history answers."""
+def _said(outcome: Outcome | None) -> str:
+    return outcome.describe() if outcome is not None else "ended; the server did not say how"
+
+
+async def _outcome(
+    app: Application,
+    forge: ForgeClient,
+    process_id: str,
+    waiting: asyncio.Future[Outcome],
+    *,
+    patient: bool,
+) -> Outcome | None:
+    """How the process ended, once its log has ended: the server may take a moment
+    to tell. With --exit-status, say so and wait up to EXIT_STATUS_GRACE; for the
+    closing line only, a moment. A watch that failed while the log streamed (the
+    server restarting) is asked again: the process has ended now, so its history
+    answers."""
     import asyncio
     import contextlib
 
-    from ..errors import ExitCode, ForgeError
+    from ..errors import ForgeError
 
     try:
         with contextlib.suppress(TimeoutError):
             return await asyncio.wait_for(asyncio.shield(waiting), 1.0)
+        if not patient:
+            return None
         app.diag.note(
             f"waiting up to {EXIT_STATUS_GRACE:g} s for the server to tell how process "
             f"{process_id} ended"
@@ -292,6 +322,14 @@ async def _exit_status(
     except ForgeError as exc:
         app.diag.trace(f"exit-status watcher stopped: {app.message(exc)}; asking again")
         with contextlib.suppress(ForgeError, TimeoutError):
-            return await asyncio.wait_for(forge.processes.wait(process_id), EXIT_STATUS_GRACE)
-    app.diag.warning(f"process {process_id} ended but the server did not report its exit status")
-    return int(ExitCode.STATUS_UNKNOWN)
+            return await asyncio.wait_for(
+                forge.processes.outcome(process_id), EXIT_STATUS_GRACE if patient else 2.0
+            )
+    return None
+
+
+def _is_terminal(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False
