@@ -7,12 +7,15 @@
   into a pipe it says nothing.
 - ``monitor``'s lines fit 100 columns with short ids, come in event-time order, and a
   running process shows how long it has run.
+- One Ctrl-C stops a shell loop of ``logs -f`` (forgectl dies by SIGINT), and SIGTERM
+  ends it by SIGTERM (tests/test_signals.py has the rest, on the reference server).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -227,3 +230,62 @@ def test_monitor_lines_fit_100_columns_in_time_order_with_elapsed_time(
     assert any(re.search(r"failed .*exit code 2\) · 2\.\d s", line) for line in events), events
     # the running line is gone once nothing runs
     assert "running:" not in lines[-1], lines
+
+
+# -- Ctrl-C and SIGTERM -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def long_script(server: ForgeServer) -> Iterator[str]:
+    _, pid = setup_process(server, "long", "echo start; sleep 60; exit 1")
+    yield pid
+    server.stop_process(pid)
+
+
+def test_one_ctrl_c_stops_a_shell_loop_on_the_real_server(
+    server: ForgeServer, long_script: str
+) -> None:
+    """bash sees forgectl die by SIGINT (not exit 130) and stops the loop."""
+    script = (
+        f'for i in 1 2 3; do "{EXE}" -s {server.url} logs {long_script} -f; '
+        'echo "round $i: $?" >&2; done; echo "loop finished" >&2'
+    )
+    shell = subprocess.Popen(
+        ["bash", "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+        start_new_session=True,
+    )
+    try:
+        assert shell.stdout is not None
+        assert "start" in shell.stdout.readline()  # the first forgectl is streaming
+        os.killpg(shell.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        _, err = shell.communicate(timeout=20)
+    finally:
+        shell.kill()
+    assert shell.returncode == -signal.SIGINT, err
+    assert "round" not in err and "loop finished" not in err and "Traceback" not in err
+
+
+def test_sigterm_ends_forgectl_by_sigterm_keeping_its_output(
+    server: ForgeServer, long_script: str
+) -> None:
+    proc = subprocess.Popen(
+        [EXE, "-s", server.url, "logs", long_script, "-f"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert "start" in first
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGTERM, err
+    assert "Traceback" not in err
