@@ -123,3 +123,19 @@ def test_the_running_line_fits_whatever_runs() -> None:
     status = monitor.status()
     assert status is not None and status.endswith("…")
     assert cell_len(status) <= MAX_WIDTH - 1  # never the last column
+
+
+def test_a_scripts_executor_is_not_said_twice() -> None:
+    monitor, printed, _ = view()
+    for pid, reason, executor in (
+        ("3f2a9c1e-0", "setupscript", "SetupScript"),
+        ("4f2a9c1e-0", "codingagent", "CLAUDE_CODE"),
+    ):
+        monitor.show(
+            event("process_started", pid, 1, runReason=reason, executor=executor, taskAttemptId="a")
+        )
+    monitor.flush()
+    assert [line[9:] for line in printed] == [
+        "▶ started   3f2a9c1e  setupscript · attempt a",
+        "▶ started   4f2a9c1e  codingagent · CLAUDE_CODE · attempt a",
+    ]

@@ -218,8 +218,10 @@ class MonitorView:
         kind = event.type
         details = [str(event.run_reason)] if event.run_reason else []
         if kind == "process_started":
-            if event.executor:
-                details.append(str(event.executor))
+            executor = str(event.executor or "")
+            # the real server names a script's executor after its run reason: said once
+            if executor and executor.lower().replace("_", "") != str(event.run_reason).lower():
+                details.append(executor)
             if event.task_attempt_id:
                 details.append(f"attempt {self.short(event.task_attempt_id)}")
             return details
