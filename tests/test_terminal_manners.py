@@ -49,6 +49,11 @@ def server() -> Iterator[ForgeServer]:
     yield from real_server()
 
 
+def why(server: ForgeServer, stderr: str) -> str:
+    """A failure's context: forgectl's stderr and the server log's tail."""
+    return f"forgectl's stderr:\n{stderr}\n--- server log ---\n{server.log_tail()}"
+
+
 def env(**extra: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
     return {**base, **extra}
@@ -91,7 +96,7 @@ def _assert_neutralized(screen: str) -> None:
 
 def test_colours_are_rendered_on_a_terminal(server: ForgeServer, coloured: str) -> None:
     run = PtyRun([EXE, "-s", server.url, "logs", coloured], env=env())
-    assert run.wait(30) == 0, run.stderr
+    assert run.wait(30) == 0, why(server, run.stderr)
     screen = run.text
     # green (32) around "ok", as rich writes it, and no escape shown as text
     assert re.search(r"\x1b\[(?:[0-9;]*;)?32m(?:\x1b\[[0-9;]*m)*ok\x1b\[0m", screen), screen
@@ -105,7 +110,7 @@ def test_colours_are_dropped_without_colour(server: ForgeServer, coloured: str, 
     args = ["--color", "never"] if how.startswith("--") else []
     extra = {"NO_COLOR": "1"} if how == "NO_COLOR" else {}
     run = PtyRun([EXE, "-s", server.url, "logs", coloured, *args], env=env(**extra))
-    assert run.wait(30) == 0, run.stderr
+    assert run.wait(30) == 0, why(server, run.stderr)
     screen = run.text
     assert not SGR.search(screen), screen  # no colour at all, not even the process's
     assert "ok module_1" in screen
@@ -122,7 +127,7 @@ def test_colour_always_into_a_pipe(server: ForgeServer, coloured: str) -> None:
         timeout=60,
         check=False,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, why(server, proc.stderr)
     assert re.search(r"\x1b\[(?:[0-9;]*;)?32m(?:\x1b\[[0-9;]*m)*ok\x1b\[0m", proc.stdout)
     _assert_neutralized(proc.stdout)
     # JSON keeps the server's text as it is: the colours are data there
@@ -145,7 +150,7 @@ def test_logs_follow_on_a_terminal_ends_saying_how_the_process_ended(
 ) -> None:
     _, pid = setup_process(server, "ending", "echo begin; sleep 1.5; echo end; exit 4")
     run = PtyRun([EXE, "-s", server.url, "logs", pid, "-f"], env=env())
-    assert run.wait(60) == 0, run.stderr
+    assert run.wait(60) == 0, why(server, run.stderr)
     assert "end" in run.text
     # (a live script's first line may say its log comes from its raw output)
     lines = run.stderr.strip().splitlines()
@@ -167,7 +172,7 @@ def test_logs_follow_into_a_pipe_says_nothing_at_the_end(server: ForgeServer) ->
         timeout=60,
         check=False,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, why(server, proc.stderr)
     assert " failed, " not in proc.stderr and "exit code" not in proc.stderr
     # --exit-status exits as the process did, and says nothing either
     proc = subprocess.run(
@@ -178,7 +183,7 @@ def test_logs_follow_into_a_pipe_says_nothing_at_the_end(server: ForgeServer) ->
         timeout=60,
         check=False,
     )
-    assert proc.returncode == 4, proc.stderr
+    assert proc.returncode == 4, why(server, proc.stderr)
     assert " failed, " not in proc.stderr and "exit code" not in proc.stderr
 
 
@@ -213,6 +218,8 @@ def test_monitor_lines_fit_100_columns_in_time_order_with_elapsed_time(
         for attempt in attempts:
             server.wait_for_process(attempt, "setupscript", TERMINAL_STATUSES, 30)
         run.wait_for(lambda text: text.count("exit code 2") >= 2, 30, "both processes' ends")
+    except AssertionError as failed:
+        raise AssertionError(f"{failed}\n--- server log ---\n{server.log_tail()}") from None
     finally:
         run.proc.send_signal(2)
         run.wait(10)
@@ -265,7 +272,7 @@ def test_one_ctrl_c_stops_a_shell_loop_on_the_real_server(
         _, err = shell.communicate(timeout=20)
     finally:
         shell.kill()
-    assert shell.returncode == -signal.SIGINT, err
+    assert shell.returncode == -signal.SIGINT, why(server, err)
     assert "round" not in err and "loop finished" not in err and "Traceback" not in err
 
 
@@ -287,5 +294,5 @@ def test_sigterm_ends_forgectl_by_sigterm_keeping_its_output(
         _, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
-    assert proc.returncode == -signal.SIGTERM, err
+    assert proc.returncode == -signal.SIGTERM, why(server, err)
     assert "Traceback" not in err
