@@ -379,6 +379,10 @@ class RawChunk(Event):
     def to_dict(self) -> dict[str, Any]:
         return {"stream": self.stream, "content": self.text}
 
+    def part(self, raw: bytes) -> RawChunk:
+        """A chunk like this one (stream, process) holding ``raw``, a part of it."""
+        return RawChunk(raw, self.stream)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RawChunk) and other.raw == self.raw and other.stream == self.stream
 
@@ -400,6 +404,9 @@ class ProcessChunk(RawChunk):
 
     def to_dict(self) -> dict[str, Any]:
         return {"stream": self.stream, "content": self.text, "processId": self.process_id}
+
+    def part(self, raw: bytes) -> ProcessChunk:
+        return ProcessChunk(raw, self.stream, self.process_id or "")
 
     def __repr__(self) -> str:
         return f"ProcessChunk({self.raw!r}, stream={self.stream!r}, process_id={self.process_id!r})"

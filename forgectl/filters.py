@@ -248,6 +248,58 @@ class Tail:
         return kept
 
 
+class RawTail(Tail):
+    """``--raw --tail N``: the last N *lines* of the history, as ``tail -n`` counts
+    them (an unterminated last line counts), whatever the chunks the server cut the
+    output into; the first chunk kept is cut at a line start, the bytes stay exact."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.buffer = deque()
+        self._newlines = 0  # in the buffer's chunks after the first
+
+    def push(self, event: Event) -> list[Event]:
+        buffer = self.buffer
+        if buffer is None:
+            return [event]
+        if buffer:
+            self._newlines += _raw(event).count(b"\n")
+        buffer.append(event)
+        # Chunks after the first that hold N + 1 line ends make the first useless:
+        # the N lines kept start after it, whatever comes next.
+        while len(buffer) > 1 and self._newlines > self.count:
+            buffer.popleft()
+            self._newlines -= _raw(buffer[0]).count(b"\n")
+        return []
+
+    def release(self) -> list[Event]:
+        chunks = list(self.buffer or ())
+        self.buffer = None
+        if not chunks or self.count == 0:
+            return []
+        # The cut: after the k-th line end from the end (k = N, plus one when the
+        # output ends with a line end, since that end closes the last line).
+        wanted = self.count + (1 if _raw(chunks[-1]).endswith(b"\n") else 0)
+        seen = 0
+        for at in range(len(chunks) - 1, -1, -1):
+            raw = _raw(chunks[at])
+            here = raw.count(b"\n")
+            if seen + here >= wanted:
+                cut = len(raw)
+                for _ in range(wanted - seen):
+                    cut = raw.rindex(b"\n", 0, cut)
+                first = chunks[at]
+                assert isinstance(first, RawChunk)  # it holds line ends
+                rest = raw[cut + 1 :]
+                return ([first.part(rest)] if rest else []) + chunks[at + 1 :]
+            seen += here
+        return chunks
+
+
+def _raw(event: Event) -> bytes:
+    return event.raw if isinstance(event, RawChunk) else b""
+
+
 def compile_grep(pattern: str | None) -> re.Pattern[str] | None:
     if pattern is None:
         return None

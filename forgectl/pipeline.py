@@ -21,6 +21,7 @@ from .filters import (
     LogFilter,
     ProcessFilter,
     RawLineFilter,
+    RawTail,
     Tail,
     compile_grep,
     parse_levels,
@@ -113,7 +114,7 @@ def log_pipeline(
     those levels; ``source``: globs (``tool`` also matches ``tool:Bash``; raw:
     ``stdout``/``stderr``); ``grep``: a regular expression (raw: whole lines);
     ``since``: a duration (``"10m"``, a timedelta) or a time; ``tail``: of the
-    history, only the last N entries. Raises :class:`~forgectl.errors.InvalidValue`.
+    history, only the last N entries (raw: lines). Raises :class:`~forgectl.errors.InvalidValue`.
     """
     from .errors import InvalidValue, UsageError
 
@@ -124,7 +125,8 @@ def log_pipeline(
     if tail is not None and tail < 0:
         raise InvalidValue("tail", tail, "a number of entries cannot be negative")
     pattern = grep if isinstance(grep, re.Pattern) else compile_grep(grep)
-    pipeline = Pipeline(tail=Tail(tail) if tail is not None else None)
+    tails = RawTail if raw else Tail
+    pipeline = Pipeline(tail=tails(tail) if tail is not None else None)
     if raw:
         line_filter = RawLineFilter(pattern, sources)
         pipeline.lines = line_filter if line_filter.active else None

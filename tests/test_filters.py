@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ from forgectl.filters import (
     LogFilter,
     ProcessFilter,
     RawLineFilter,
+    RawTail,
     Tail,
     compile_grep,
     parse_levels,
@@ -119,6 +121,42 @@ def test_tail_keeps_the_last_n_of_the_history_then_passes_everything() -> None:
     live = log("info", "live")
     assert tail.push(live) == [live]
     assert Tail(0).release() == []
+
+
+def test_raw_tail_counts_lines_not_chunks() -> None:
+    """The real server cuts raw output into chunks of several lines at speed:
+    ``--raw --tail 3`` is the last 3 lines, as ``tail -n 3`` prints them."""
+    tail = RawTail(3)
+    for chunk in (b"a\nb\n", b"c\nd\ne\nf", b"\n"):
+        assert tail.push(RawChunk(chunk, "stdout")) == []
+    kept = tail.release()
+    assert [(c.raw, c.stream) for c in kept if isinstance(c, RawChunk)] == [
+        (b"d\ne\nf", "stdout"),
+        (b"\n", "stdout"),
+    ]
+    live = RawChunk(b"live\n")
+    assert tail.push(live) == [live]
+    assert RawTail(0).release() == []
+
+
+def test_raw_tail_is_tail_n_whatever_the_chunks() -> None:
+    for seed in range(500):
+        check_raw_tail(random.Random(seed))
+
+
+def check_raw_tail(rng: random.Random) -> None:
+    lines = [rng.choice(["", "x", "yy", "a longer line"]) for _ in range(rng.randrange(0, 12))]
+    text = "\n".join(lines).encode() + rng.choice([b"", b"\n", b"partial"])
+    n = rng.randrange(0, 8)
+    cuts = sorted(rng.sample(range(1, len(text)), min(max(len(text) - 1, 0), rng.randrange(6))))
+    chunks = [text[i:j] for i, j in zip([0, *cuts], [*cuts, len(text)], strict=True) if j > i]
+    tail = RawTail(n)
+    for chunk in chunks:
+        tail.push(RawChunk(chunk))
+    kept = tail.release()
+    want = b"".join(text.splitlines(keepends=True)[-n:]) if n else b""
+    assert b"".join(c.raw for c in kept if isinstance(c, RawChunk)) == want, (chunks, n)
+    assert len(kept) <= len(chunks)
 
 
 def test_process_filter() -> None:

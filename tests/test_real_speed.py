@@ -309,6 +309,25 @@ def test_a_joiner_that_loses_ops_at_the_switch_to_live_is_healed(hostile: Hostil
 # -- fast script processes ---------------------------------------------------------------
 
 
+def test_raw_tail_is_the_last_lines_whatever_the_chunks(server: ForgeServer) -> None:
+    """At 1,000 lines/s the server's raw entries hold several lines each: ``--raw
+    --tail N`` is still the last N lines, as ``tail -n N`` prints them."""
+    dev = start_producer(server, "rawtail", 1000, lines=1500)
+    server.wait_for_process(dev.attempt_id, "devserver", TERMINAL_STATUSES, 30)
+    final = final_raw(server, dev.process_id)["stdout"]
+    assert final.count("\n") == 1500, final[-200:]
+    chunks = Cli(server.url, "logs", dev.process_id, "--raw", "--json")
+    assert chunks.wait(30) == 0, context(server, chunks)
+    entries = len(chunks.json_lines())
+    assert entries < 1500, f"{entries} entries: every line its own, the test cannot fail"
+    for n in (1, 7, 250):
+        cli = Cli(server.url, "logs", dev.process_id, "--raw", "--tail", str(n))
+        assert cli.wait(30) == 0, context(server, cli)
+        want = "".join(final.splitlines(keepends=True)[-n:])
+        assert cli.stdout == want, (n, cli.stdout[:200], context(server, cli))
+    print(f"real speed: raw tail, 1500 lines in {entries} entries")
+
+
 def test_logs_follow_tail_prints_the_history_tail_then_every_live_line(
     server: ForgeServer,
 ) -> None:

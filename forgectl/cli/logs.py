@@ -103,7 +103,7 @@ Examples:
     "-n",
     type=Count(),
     metavar="N",
-    help="Of the history, only the last N entries (then live ones, with --follow).",
+    help="Of the history, only the last N entries (lines with --raw), then live ones with -f.",
 )
 @click.option(
     "--timestamps",
