@@ -3,12 +3,18 @@ line. (On the real server, on a pseudo-terminal: tests/test_terminal_manners.py.
 
 from __future__ import annotations
 
+import os
+import pty
 import random
+import re
+import shlex
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from forgectl.events import ProcessEvent
 from forgectl.output.monitor import MAX_WIDTH, MonitorView, ShortIds
+from forgectl.output.pretty import in_foreground
 
 
 class Clockless:
@@ -34,7 +40,9 @@ def event(kind: str, pid: str, second: int, **more: Any) -> ProcessEvent:
     )
 
 
-def view(width: int = 200, live: bool = False) -> tuple[MonitorView, list[str], list[str]]:
+def view(
+    width: int = 200, live: bool = False, foreground: Callable[[], bool] = lambda: True
+) -> tuple[MonitorView, list[str], list[str]]:
     printed: list[str] = []
     written: list[str] = []
     monitor = MonitorView(
@@ -43,6 +51,7 @@ def view(width: int = 200, live: bool = False) -> tuple[MonitorView, list[str], 
         Clockless(),
         live=live,
         write=written.append,
+        foreground=foreground,
     )
     return monitor, printed, written
 
@@ -110,6 +119,61 @@ def test_the_running_line_is_erased_before_anything_else_is_written() -> None:
     monitor.show(event("process_completed", pid, 4, exitCode=0))
     monitor.close()
     assert written[-1] == "\r\x1b[2K"  # nothing running: no line left behind
+
+
+def test_no_running_line_while_in_the_background() -> None:
+    """``forgectl monitor &`` shares the terminal with the shell and the commands run
+    after it: a line it rewrote every second would land in the middle of theirs."""
+    ours = [False]
+    monitor, printed, written = view(live=True, foreground=lambda: ours[0])
+    pid = "1" * 8 + "-0000-4000-8000-" + "0" * 12
+    monitor.show(event("process_started", pid, 1, runReason="devserver"))
+    monitor.flush()
+    assert printed and written == []  # events still print; no running line
+    ours[0] = True  # fg: the job has the terminal again
+    monitor.show(event("process_started", "2" * 36, 2, runReason="setupscript"))
+    monitor.flush()
+    assert written and written[-1].startswith("⏱ running: ")
+
+
+FOREGROUND_PROBE = (
+    "import sys; from forgectl.output.pretty import in_foreground; "
+    "print('probe:', 'fg' if in_foreground(sys.stdout) else 'bg')"
+)
+
+
+def on_a_terminal(argv: list[str]) -> str:
+    """What ``argv`` prints with a new pseudo-terminal as its controlling terminal."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp(argv[0], argv)
+    out = bytearray()
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:  # EIO: the child's side is closed
+            break
+        if not data:
+            break
+        out += data
+    os.close(fd)
+    os.waitpid(pid, 0)
+    return out.decode(errors="replace")
+
+
+def probe(out: str) -> str | None:
+    found = re.search(r"^probe: (fg|bg)\r?$", out, re.M)
+    return found.group(1) if found else out
+
+
+def test_in_foreground_tells_a_background_job_on_a_real_terminal() -> None:
+    assert probe(on_a_terminal([sys.executable, "-c", FOREGROUND_PROBE])) == "fg"
+    # bash with job control (as at a prompt) runs `&` jobs in a group of their own
+    script = f"set -m; {shlex.quote(sys.executable)} -c {shlex.quote(FOREGROUND_PROBE)} & wait"
+    assert probe(on_a_terminal(["bash", "-c", script])) == "bg"
+    # a stream that is no terminal of ours: cannot tell, so the line is drawn
+    with open(os.devnull, "w") as devnull:
+        assert in_foreground(devnull)
 
 
 def test_the_running_line_fits_whatever_runs() -> None:

@@ -112,6 +112,7 @@ class MonitorView:
         live: bool = False,
         write: Callable[[str], None] | None = None,
         style: Callable[[str, str], str] | None = None,
+        foreground: Callable[[], bool] = lambda: True,
     ) -> None:
         self.print_line = print_line
         self.width = width
@@ -119,6 +120,9 @@ class MonitorView:
         self.live = live and write is not None
         self.write = write or (lambda text: None)
         self.style = style or (lambda text, style: text)
+        #: whether the terminal is ours now (a job sent to the background with ``&``
+        #: or Ctrl-Z + ``bg`` shares it: a line it rewrites would garble the others')
+        self.foreground = foreground
         self.short = ShortIds()
         self.held: list[tuple[float, int, ProcessEvent]] = []
         self.seq = 0
@@ -303,7 +307,7 @@ class MonitorView:
         return text if cell_len(text) <= width else set_cell_size(text, width - 1) + "…"
 
     def _draw(self) -> None:
-        if not self.live:
+        if not self.live or not self.foreground():
             return
         text = self.status()
         if text is None:

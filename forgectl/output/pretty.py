@@ -7,6 +7,7 @@ printing (:func:`forgectl.escape.escape`), and it is never parsed as rich markup
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -45,6 +46,16 @@ def _clock(value: Any) -> str | None:
 
 #: The width of a time column, for lines whose entry has no time of its own.
 _CLOCK_WIDTH = len("00:00:00 ")
+
+
+def in_foreground(stream: Any) -> bool:
+    """Whether ``stream``'s terminal has this process's group in the foreground: not
+    a job run with ``&``, or stopped and resumed with ``bg``, which shares it. True
+    when it cannot tell (the terminal is not the controlling one)."""
+    try:
+        return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
+    except (OSError, AttributeError, ValueError):
+        return True
 
 
 def make_console(out: BinaryIO, color: str) -> Console:
@@ -248,6 +259,7 @@ class PrettyRenderer(Renderer):
                 live=live,
                 write=self._write_raw,
                 style=self._styled,
+                foreground=lambda: in_foreground(console.file),
             )
         self.monitor.show(event)
 
