@@ -83,42 +83,50 @@ def main() -> int:
         setup = server.wait_for_process(attempt, "setupscript", {"running", "completed", "failed"})
 
         banner(f"forgectl monitor --attempt {attempt} &")
-        monitor = subprocess.Popen(
-            ["forgectl", "-s", url, "monitor", "--attempt", attempt, "--history"]
+        monitor = subprocess.Popen(  # a group of its own, as a shell's `&` job
+            ["forgectl", "-s", url, "monitor", "--attempt", attempt, "--history"],
+            process_group=0,
         )
-        time.sleep(0.5)
+        try:
+            time.sleep(0.5)
 
-        status = forgectl(url, "logs", setup["id"], "--follow", "--exit-status")
-        print(f"(exit status {status}: the setup script's own)", flush=True)
-        forgectl(url, "logs", setup["id"], "--raw")
-        agent = server.wait_for_process(attempt, "codingagent", {"running", "completed", "failed"})
-        status = forgectl(url, "logs", agent["id"], "--follow", "--exit-status")
-        print(f"(exit status {status}: the coding agent's own)", flush=True)
+            status = forgectl(url, "logs", setup["id"], "--follow", "--exit-status")
+            print(f"(exit status {status}: the setup script's own)", flush=True)
+            forgectl(url, "logs", setup["id"], "--raw")
+            agent = server.wait_for_process(
+                attempt, "codingagent", {"running", "completed", "failed"}
+            )
+            status = forgectl(url, "logs", agent["id"], "--follow", "--exit-status")
+            print(f"(exit status {status}: the coding agent's own)", flush=True)
 
-        worktree = server.attempt_worktree(attempt)
-        (worktree / "README.md").write_text("hello\nHello from the demo!\n")
-        (worktree / "greet.py").write_text('def greet(name):\n    return f"Hello, {name}!"\n')
-        time.sleep(0.5)
-        forgectl(url, "diff", attempt)
-        forgectl(url, "diff", attempt, "--stat")
-        banner(f"forgectl diff {attempt} --json | jq '{{filesChanged, insertions, deletions}}'")
-        diff = subprocess.run(
-            ["forgectl", "-s", url, "diff", attempt, "--json"], capture_output=True, check=False
-        )
-        subprocess.run(
-            ["jq", "-c", "{filesChanged, insertions, deletions}"], input=diff.stdout, check=False
-        )
+            worktree = server.attempt_worktree(attempt)
+            (worktree / "README.md").write_text("hello\nHello from the demo!\n")
+            (worktree / "greet.py").write_text('def greet(name):\n    return f"Hello, {name}!"\n')
+            time.sleep(0.5)
+            forgectl(url, "diff", attempt)
+            forgectl(url, "diff", attempt, "--stat")
+            banner(f"forgectl diff {attempt} --json | jq '{{filesChanged, insertions, deletions}}'")
+            diff = subprocess.run(
+                ["forgectl", "-s", url, "diff", attempt, "--json"], capture_output=True, check=False
+            )
+            subprocess.run(
+                ["jq", "-c", "{filesChanged, insertions, deletions}"],
+                input=diff.stdout,
+                check=False,
+            )
 
-        server.start_dev_server(attempt)
-        dev = server.wait_for_process(attempt, "devserver", {"running"})
-        time.sleep(1.2)
-        forgectl(url, "logs", dev["id"], "--raw", "--timestamps")
-        server.stop_process(dev["id"])
-        time.sleep(1.0)
-        forgectl(url, "ps", "--attempt", attempt)
-        forgectl(url, "logs", "--attempt", attempt[:8], "--raw", "--tail", "3")
+            server.start_dev_server(attempt)
+            dev = server.wait_for_process(attempt, "devserver", {"running"})
+            time.sleep(1.2)
+            forgectl(url, "logs", dev["id"], "--raw", "--timestamps")
+            server.stop_process(dev["id"])
+            time.sleep(1.0)
+            forgectl(url, "ps", "--attempt", attempt)
+            forgectl(url, "logs", "--attempt", attempt[:8], "--raw", "--tail", "3")
 
-        monitor.send_signal(signal.SIGINT)
+        finally:  # Ctrl-C reaches the demo's group, not the monitor's
+            if monitor.poll() is None:
+                monitor.send_signal(signal.SIGINT)
         code = monitor.wait(timeout=5)
         how = f"died by signal {-code}" if code < 0 else f"exit {code}"
         print(f"(monitor stopped with Ctrl-C: {how}, as a shell sees 130)", flush=True)

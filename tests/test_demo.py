@@ -80,6 +80,12 @@ def test_the_demo_runs_end_to_end() -> None:
     listed = [p for p in objects(by_command["ps"]) if "type" not in p]
     assert [p["runReason"] for p in listed] == ["devserver", "codingagent", "setupscript"], report
     assert [p["status"] for p in listed] == ["killed", "completed", "completed"], report
+    # logs --attempt --raw --tail 3, piped: the bytes of the last 3 lines of each of
+    # the 3 processes (the agent's own lines are JSON; the monitor's events are not)
+    printed = [
+        x for x in logs[-1] if not x.startswith(('{"type":"process_', "(monitor", "Forge server"))
+    ]
+    assert len(printed) == 9 and printed[-1].startswith("dev server: request"), "\n".join(printed)
     events = {e["type"] for e in objects(done.stdout.splitlines()) if "type" in e}
     assert {"process_started", "process_completed", "process_stopped"} <= events, report
     assert "(monitor stopped with Ctrl-C: died by signal 2" in done.stdout, report
