@@ -108,8 +108,11 @@ class AttemptLogs:
             self._events = self._generate()
         return await self._events.__anext__()
 
-    async def pump(self, sink: Callable[[Event], object]) -> int:
-        """Deliver every event to ``sink`` until the stream ends; return 0."""
+    async def pump(self, sink: Callable[[Event], object], *, fused: str | None = None) -> int:
+        """Deliver every event to ``sink`` until the stream ends; return 0.
+
+        ``fused`` is accepted and ignored: each entry gets its process's id, so
+        every event goes to ``sink`` as an object."""
         events = self._generate()
         try:
             async for event in events:

@@ -303,16 +303,19 @@ class EventStream(Generic[E]):
         self._client._closed(stream)
         await stream.aclose()
 
-    async def pump(self, sink: Callable[[Event], object]) -> int:
+    async def pump(self, sink: Callable[[Event], object], *, fused: str | None = None) -> int:
         """Deliver every event that passes to ``sink`` (the CLI's renderer) until the
         stream ends; return the stop rule's status, else 0. No filter: no generator
-        between the driver and ``sink``."""
+        between the driver and ``sink``, and with ``fused`` (the form ``sink``
+        prints: ``"json"`` or ``"raw"``) runs of events may come already in that
+        form (:class:`~forgectl.events.Encoded` JSON lines, one
+        :class:`~forgectl.events.RawChunk` for many frames)."""
         stream = await self._open()
         try:
             if self.pipeline.empty:
                 while True:
                     try:
-                        await stream.pump(sink)
+                        await stream.pump(sink, fused)
                         break
                     except NotFoundError as missing:
                         if not await self._retry_whole(stream, missing):

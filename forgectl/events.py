@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from .diffing import FileDiff
 
+from orjson import OPT_APPEND_NEWLINE, dumps
+
 LEVELS = ("debug", "info", "warn", "error", "success")
 #: Other names people type for a level (``--level warning``).
 LEVEL_ALIASES = {"warning": "warn"}
@@ -48,6 +50,16 @@ def deep_json(obj: Any, *, sort_keys: bool = False) -> bytes:
     finally:
         sys.setrecursionlimit(limit)
     return text.encode()
+
+
+def json_line(data: dict[str, Any]) -> bytes:
+    """The line JSON mode prints for an event's object: compact, UTF-8, a newline.
+    One definition for the renderer and for a decoder writing lines itself
+    (:class:`Encoded`)."""
+    try:
+        return dumps(data, option=OPT_APPEND_NEWLINE)
+    except TypeError:  # nested deeper than orjson writes: the server's object still prints
+        return deep_json(data) + b"\n"
 
 
 def _str(data: dict[str, Any], key: str) -> str | None:
@@ -410,6 +422,36 @@ class ProcessChunk(RawChunk):
 
     def __repr__(self) -> str:
         return f"ProcessChunk({self.raw!r}, stream={self.stream!r}, process_id={self.process_id!r})"
+
+
+class Encoded(Event):
+    """Log entries already in the form JSON mode prints: ``lines``, the JSON lines of
+    ``count`` entries (each as :func:`json_line` writes it), in order.
+
+    Not part of the event model a consumer iterates: a decoder delivers these only
+    to a consumer that asked for them (``Stream.pump(..., fused="json")``, the CLI's
+    JSON renderer with no filter), where nothing between the frame and stdout needs
+    the entries as objects. The frame goes from the parser to the line at once.
+    """
+
+    __slots__ = ("count", "lines")
+    kind = "encoded"
+
+    def __init__(self, lines: bytes, count: int) -> None:
+        self.lines = lines
+        self.count = count
+
+    @property  # not stored: no dict per run of lines
+    def data(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"count": self.count, "size": len(self.lines)}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Encoded) and other.lines == self.lines
+
+    __hash__ = Event.__hash__
+
+    def __repr__(self) -> str:
+        return f"Encoded({self.count} lines, {len(self.lines)} bytes)"
 
 
 class Marker(Event):

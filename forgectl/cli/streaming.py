@@ -17,13 +17,13 @@ if TYPE_CHECKING:
 class Pumped(Protocol):
     """A library stream: an :class:`~forgectl.client.EventStream`, or an attempt's logs."""
 
-    async def pump(self, sink: Callable[[Event], object]) -> int: ...
+    async def pump(self, sink: Callable[[Event], object], *, fused: str | None = None) -> int: ...
 
 
 async def render(app: Application, events: Pumped, renderer: Renderer) -> int:
     """Print ``events`` through ``renderer``; return the stream's exit status."""
     try:
-        return await events.pump(renderer.render)
+        return await events.pump(renderer.render, fused=renderer.fuses)
     finally:
         try:
             renderer.close()

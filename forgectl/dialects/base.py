@@ -150,6 +150,30 @@ class Decoder:
     def feed(self, frame: bytes | str) -> Iterable[Event]:
         raise NotImplementedError
 
+    #: The driver may call :meth:`feed_batch` in place of :meth:`feed` for each
+    #: frame (only a decoder that never marks the history itself: the driver
+    #: watches for that marker frame by frame).
+    batched: bool = False
+
+    def feed_batch(self, frames: list[bytes], out: list[Event]) -> None:
+        """The events of ``frames`` (one network read), appended to ``out``: what
+        :meth:`feed` gives for each in turn, up to a frame that sets :attr:`done`
+        or :attr:`resync`. One call per read, not per frame; a decoder may drop a
+        large frame from ``frames`` once decoded, so that it and what it became
+        are not held at once."""
+        for frame in frames:
+            out.extend(self.feed(frame))
+            if self.done or self.resync:
+                return
+
+    def fuse(self, form: str) -> bool:
+        """Whoever consumes this decoder's events prints them in ``form``
+        (``"json"``: JSON lines; ``"raw"``: the bytes) and needs nothing else of
+        them: the decoder may deliver runs of events already in that form
+        (:class:`~forgectl.events.Encoded` lines, one :class:`~forgectl.events.RawChunk`
+        for many frames). True if it will."""
+        return False
+
     def quiet(self) -> Iterable[Event]:
         """The stream went quiet after a burst (see :attr:`quiet_after`)."""
         return ()

@@ -7,7 +7,7 @@ import io
 import os
 import sys
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 from ..errors import OutputError
 from ..events import Event
@@ -108,6 +108,11 @@ class Renderer:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: what an idle flush ran into (stdout closed or failing), for the next write
         self._gone: Exception | None = None
+
+    #: The form this renderer prints (``"json"``, ``"raw"``) when a decoder may hand
+    #: it runs of events already in that form (``Stream.pump(..., fused=...)``);
+    #: None: events only.
+    fuses: ClassVar[str | None] = None
 
     def render(self, event: Event) -> None:
         raise NotImplementedError

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import orjson
+from typing import ClassVar
 
-from ..events import Event, deep_json
+from orjson import OPT_APPEND_NEWLINE, dumps
+
+from ..events import Encoded, Event, json_line
 from .base import Renderer
 
-_NL = orjson.OPT_APPEND_NEWLINE
-_dumps = orjson.dumps
+_NL = OPT_APPEND_NEWLINE
 
 
 class JsonLinesRenderer(Renderer):
+    #: Lines a decoder wrote itself are taken as they are (see :class:`~forgectl.events.Encoded`).
+    fuses: ClassVar[str | None] = "json"
+
     def render(self, event: Event) -> None:
+        if type(event) is Encoded:
+            self.write(event.lines)
+            return
         try:
-            line = _dumps(event.data, option=_NL)
-        except TypeError:  # nested too deep for orjson: the server's object still prints
-            line = deep_json(event.data) + b"\n"
+            line = dumps(event.data, option=_NL)  # json_line, inlined: the per-event path
+        except TypeError:
+            line = json_line(event.data)
         self.write(line)

@@ -10,6 +10,7 @@ turns that off.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 from ..escape import TerminalFilter
 from ..events import Event, RawChunk
@@ -26,7 +27,12 @@ class RawRenderer(Renderer):
     """Writes raw chunks verbatim; with ``timestamps``, each line starts with the
     local time it arrived (chunks are not lines, so the prefix goes after each
     newline, never inside a line); with ``sanitize``, through a terminal filter,
-    saying once through ``notice`` that it removed something."""
+    saying once through ``notice`` that it removed something.
+
+    Chunks are not frames: a decoder may hand it the output of many frames as one
+    chunk (``fuses``)."""
+
+    fuses: ClassVar[str | None] = "raw"
 
     def __init__(
         self,

@@ -16,12 +16,13 @@ import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
+from ..dialects.base import Decoder
 from ..events import BACKLOG_END, Event
 from .history import CUT, Boundary
 
 if TYPE_CHECKING:
     from ..diagnostics import Diagnostics
-    from ..dialects.base import Decoder, Verifier
+    from ..dialects.base import Verifier
     from ..transport import Channel
 
 
@@ -77,6 +78,10 @@ class Connection:
         self._asked = False
         #: the timing rule has placed the end of the history
         self._cut = False
+        #: the decoder takes a read's frames in one call (not when tracing each one)
+        self._bulk = decoder.batched and diag.verbose < 2
+        #: the decoder may see the server's own end-of-history marker among them
+        self._marks = type(decoder).marks_history is not Decoder.marks_history
 
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         """The events of each network read (raises StreamLost when the link breaks)."""
@@ -197,6 +202,8 @@ class Connection:
 
     def _marked_by_server(self, batch: list[bytes]) -> bool:
         """Whether the batch holds the server's end-of-history marker."""
+        if not self._marks:
+            return False
         marks = self.decoder.marks_history
         return any(len(frame) <= MARKER_MAX and marks(frame) for frame in batch)
 
@@ -258,12 +265,19 @@ class Connection:
         self, batch: list[bytes], feed: Callable[[bytes | str], Iterable[Event]], out: list[Event]
     ) -> None:
         decoder = self.decoder
-        for data in batch:
-            if self._take(feed(data), out):
-                return
+        if self._bulk:
+            decoder.feed_batch(batch, out)
             if decoder.done or decoder.resync:
                 self.finished = True
-                return
+        else:
+            for data in batch:
+                if self._take(feed(data), out):
+                    break
+                if decoder.done or decoder.resync:
+                    self.finished = True
+                    break
+        # Fed: not held while the next read is awaited (a 64 MiB frame would be).
+        batch.clear()
 
     def _take(self, events: Iterable[Event], out: list[Event], *, strip: bool = False) -> bool:
         """The decoder's events; True when they end this connection's reading."""

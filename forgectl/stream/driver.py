@@ -46,6 +46,14 @@ async def _close_quickly(channel: Channel, timeout: float = 0.5) -> None:
         channel.abort()
 
 
+def _deliver(batch: list[Event], sink: Callable[[Event], object]) -> None:
+    """``sink`` each event, then let go of them all: nothing delivered is held while
+    the next read is awaited (a 64 MiB entry would be, by a loop variable)."""
+    for event in batch:
+        sink(event)
+    batch.clear()
+
+
 class Stream:
     """An async iterator of events for one request, over reconnects."""
 
@@ -70,6 +78,9 @@ class Stream:
         self._start_deadline: float | None = None
         #: A connection has opened: what fails from now on failed after a start.
         self.opened = False
+        #: The form the consumer prints events in, when it takes them pre-encoded
+        #: (see :meth:`pump`).
+        self.fused: str | None = None
 
     async def _open(self, plan: Plan) -> Channel:
         route = plan.route
@@ -153,13 +164,18 @@ class Stream:
         async for batch in self._batches():
             for event in batch:
                 yield event
+            batch.clear()
 
-    async def pump(self, sink: Callable[[Event], object]) -> None:
+    async def pump(self, sink: Callable[[Event], object], fused: str | None = None) -> None:
         """Deliver every event to ``sink`` until the stream ends: iteration minus
-        a generator hop per event (the CLI's path when nothing stops it early)."""
+        a generator hop per event (the CLI's path when nothing stops it early).
+
+        ``fused``: ``sink`` prints events in that form (``"json"``, ``"raw"``) and
+        needs nothing else of them, so decoders that can write it straight from
+        the frames deliver runs of events already in it (see ``Decoder.fuse``)."""
+        self.fused = fused
         async for batch in self._batches():
-            for event in batch:
-                sink(event)
+            _deliver(batch, sink)
 
     async def _batches(self) -> AsyncGenerator[list[Event], None]:
         """The one path from connections to events: each connection's batches,
@@ -185,6 +201,8 @@ class Stream:
             if plan is not self.plan:
                 self.plan = plan
             decoder = plan.decoder
+            if self.fused is not None:
+                decoder.fuse(self.fused)
             first = False
             deadline = None
             self.dialect.connected(self.diag)
