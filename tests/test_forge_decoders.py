@@ -286,6 +286,71 @@ def test_an_entry_changed_while_disconnected_is_a_new_revision() -> None:
     assert revs(again + list(decoder.quiet())) == [(1, 1, "b2"), (2, 0, "c")]
 
 
+@pytest.mark.parametrize("path", ["hot", "general"])
+def test_a_version_returning_to_an_earlier_one_is_printed(path: str) -> None:
+    """A tool call approved goes back to ``created``: A, B, then A again is a new
+    version, live and across a reconnect that resends all three."""
+    decoder = ForgeLogsDecoder(Said().diag, follow=True)
+    if path == "general":
+        general_path_only(decoder)
+    decoder.connected()
+    assert revs(feed(decoder, [add(0, "created")]) + list(decoder.quiet())) == [(0, 0, "created")]
+    assert revs(feed(decoder, [replace(0, "pending")]) + list(decoder.quiet())) == [
+        (0, 1, "pending")
+    ]
+    assert revs(feed(decoder, [replace(0, "created")]) + list(decoder.quiet())) == [
+        (0, 2, "created")
+    ]
+    decoder.connected()  # the history resends A, B, A: nothing new
+    resent = [add(0, "created"), replace(0, "pending"), replace(0, "created")]
+    assert feed(decoder, resent) + list(decoder.quiet()) == []
+    # Changed back while disconnected: the fourth version is new, though seen before.
+    decoder.connected()
+    assert revs(feed(decoder, [*resent, replace(0, "pending")]) + list(decoder.quiet())) == [
+        (0, 3, "pending")
+    ]
+
+
+def test_a_version_back_to_the_printed_one_before_release_is_not_printed_again() -> None:
+    decoder = ForgeLogsDecoder(Said().diag, follow=True)
+    decoder.connected()
+    assert revs(feed(decoder, [add(0, "a")]) + list(decoder.quiet())) == [(0, 0, "a")]
+    assert feed(decoder, [replace(0, "b"), replace(0, "a")]) + list(decoder.quiet()) == []
+    assert revs(feed(decoder, [replace(0, "c")]) + list(decoder.quiet())) == [(0, 1, "c")]
+
+
+def test_an_interleaved_resend_is_skipped_by_its_versions() -> None:
+    """A tool call's result replaces it after later entries: its resent first
+    version is not printed again when the next entry releases it."""
+    decoder = ForgeLogsDecoder(Said().diag, follow=True)
+    decoder.connected()
+    history = [add(0, "tool created"), add(1, "text"), add(2, "more"), replace(0, "tool done")]
+    assert revs(feed(decoder, history) + list(decoder.quiet())) == [
+        (0, 0, "tool created"),
+        (1, 0, "text"),
+        (2, 0, "more"),
+        (0, 1, "tool done"),
+    ]
+    decoder.connected()
+    assert feed(decoder, history) + list(decoder.quiet()) == []
+
+
+def test_a_resend_with_fewer_versions_ends_as_the_server_has_it() -> None:
+    """A finished process's log read again can have fewer versions of an entry:
+    what that history ends with is printed, once the history is over."""
+    decoder = ForgeLogsDecoder(Said().diag, follow=True)
+    decoder.connected()
+    live = [add(0, "a"), replace(0, "ab"), replace(0, "abc"), add(1, "x")]
+    assert revs(feed(decoder, live) + list(decoder.quiet())) == [(0, 0, "abc"), (1, 0, "x")]
+    decoder.connected()
+    assert feed(decoder, [add(0, "a"), replace(0, "abd"), add(1, "x")]) == []
+    settled = [*decoder.history_over(), *decoder.quiet()]
+    assert revs([e for e in settled if e is not BACKLOG_END]) == [(0, 1, "abd")]
+    decoder.connected()  # the same short history again: nothing new
+    assert feed(decoder, [add(0, "a"), replace(0, "abd"), add(1, "x")]) == []
+    assert [*decoder.history_over(), *decoder.quiet()] == []
+
+
 def test_revision_policy_is_documented() -> None:
     doc = ForgeLogsDecoder.__doc__ or ""
     assert "metadata.revision" in doc and "(0 first)" in doc and "skipped" in doc
@@ -295,8 +360,9 @@ def test_revision_policy_is_documented() -> None:
 
 
 def general_path_only(decoder: Any) -> Any:
-    """``decoder`` with its hot path switched off: every frame takes the general path."""
+    """``decoder`` with its hot paths switched off: every frame takes the general path."""
     decoder.next_added = lambda value: None
+    decoder.held_replaced = lambda value: None
     return decoder
 
 
@@ -442,7 +508,11 @@ def test_the_hot_path_is_taken_for_the_servers_frames() -> None:
     decoder = Watched(Said().diag, follow=False)
     events = feed(decoder, [add(0, "a"), add(1, "b"), replace(1, "bc"), add(2, "c"), FINISHED])
     assert revs(events) == [(0, 0, "a"), (1, 0, "bc"), (2, 0, "c")]
-    assert taken == [replace(1, "bc"), FINISHED]
+    assert taken == [FINISHED]  # the replace of the held entry too: an agent's usual frame
+    taken.clear()
+    events = feed(decoder, [replace(0, "a2"), replace(2, "cd"), replace(2, "cde")])
+    assert taken == [replace(0, "a2"), replace(2, "cd")]  # not the held one: general
+    assert revs(events + list(decoder.quiet())) == [(0, 1, "a2"), (2, 1, "cde")]
 
     class WatchedRaw(ForgeRawDecoder):
         def feed_entry(self, obj: Any) -> list[Event]:
@@ -504,7 +574,7 @@ def test_an_index_no_server_sends_is_reported_and_costs_nothing(make: Any, path:
     assert sum(said.diag.counts.values()) == 4
     assert all(len(line) < 300 for line in said.warnings())
     assert decoder.emitted == 0 and decoder.next_path == "/entries/0"
-    assert len(getattr(decoder, "crcs", ())) == 0
+    assert len(getattr(decoder, "marks", ())) == 0
 
 
 def test_entry_details_nested_past_orjsons_limit_still_print_once() -> None:

@@ -6,7 +6,7 @@ import itertools
 import math
 import time
 from array import array
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any
@@ -57,10 +57,12 @@ class _EntriesDecoder(PatchDecoder):
             self.brought_new = True  # once
 
     def feed(self, frame: bytes | str) -> Iterable[Event]:
-        # The hot path: the next entry, added whole by a one-op frame, as the
-        # server sends logs, live or replayed. next_added() takes it if the entry
-        # has its usual shape; anything else (replacements, resends, malformed
-        # frames) takes the general path, parsed once.
+        # The hot paths: the next entry, added whole by a one-op frame, as the
+        # server sends logs, live or replayed; and a streaming agent's usual
+        # frame, a one-op replace of the entry held back. next_added() and
+        # held_replaced() take them if the entry has its usual shape; anything
+        # else (other replacements, resends, malformed frames) takes the general
+        # path, parsed once.
         try:
             obj = loads(frame)
         except JSONDecodeError:
@@ -68,18 +70,32 @@ class _EntriesDecoder(PatchDecoder):
         try:
             (op,) = obj["JsonPatch"]
             value = op["value"]
-            hot = op["path"] == self.next_path and op["op"] == "add"
+            path = op["path"]
+            name = op["op"]
         except (LookupError, TypeError, ValueError):
-            hot = False
-        if hot:
+            return self.feed_entry(obj)
+        if path == self.next_path and name == "add":
             events = self.next_added(value)
+            if events is not None:
+                return events
+        elif path == self.held_path and name == "replace":
+            events = self.held_replaced(value)
             if events is not None:
                 return events
         return self.feed_entry(obj)
 
+    #: The path of the entry held back (see :meth:`held_replaced`); "" for none.
+    held_path = ""
+
     def next_added(self, value: Any) -> tuple[Event, ...] | None:
         """The events for the next entry, added whole, if it has the usual shape;
         otherwise None, having changed nothing (the general path takes it)."""
+        return None
+
+    def held_replaced(self, value: Any) -> tuple[Event, ...] | None:
+        """The events for a new version of the entry held back (at
+        :attr:`held_path`), if it has the usual shape; otherwise None, having
+        changed nothing (the general path takes it)."""
         return None
 
     def feed_entry(self, obj: Any) -> Iterable[Event]:
@@ -528,22 +544,29 @@ def _version_mark(doc: dict[str, Any]) -> int:
     return hash((mark, text))
 
 
-#: Version marks of entries that never arrived, and of entries that were not normalized.
-_GAP, _BAD = 0, 1
+#: Marks that are no version's: an entry that never arrived, one that was not a
+#: normalized entry, one held but not printed yet.
+_GAP, _BAD, _HELD = 0, 1, 2
 
 
 class ForgeLogsDecoder(_EntriesDecoder):
     """Normalized entries, each printed once it stops changing, or again as a new revision.
 
     The server rewrites entries in place (``replace /entries/<n>``: streaming
-    assistant text, an error message read in two chunks), and a finished process's
-    history replays every version, the first ones included. So the newest entry is
-    held back until a later entry arrives, the stream ends or goes quiet
-    (:attr:`quiet_after`, only with ``follow``: without it the backlog settles
-    anyway): versions replaced meanwhile are never printed. A version replacing one
-    already printed is printed again, with the same ``metadata.index`` and the next
-    ``metadata.revision`` (0 first). A version seen before (the history resent after
-    a reconnect) is skipped.
+    assistant text, a tool call's status, an error message read in two chunks),
+    and a finished process's history replays every version, the first ones
+    included. So the newest entry is held back until a later entry arrives, the
+    stream ends or goes quiet (:attr:`quiet_after`, only with ``follow``: without
+    it the backlog settles anyway): versions replaced meanwhile are never printed.
+    A version replacing one already printed is printed again, with the same
+    ``metadata.index`` and the next ``metadata.revision`` (0 first), unless it is
+    the one printed last (the same text, kind and details). After a reconnect
+    the history resends each entry's versions in order: as many as were seen
+    before are skipped, so a version returning to an earlier state (a tool call
+    ``created``, ``pending_approval``, then ``created`` again) is a new one, not a
+    resend; a resent history with fewer versions of an entry than were seen
+    (the server re-read a finished process's log) ends with that entry as the
+    server has it now.
 
     The server drops messages when a client joins a busy stream (between copying
     its history and subscribing to live output): an added entry (a gap, which
@@ -553,6 +576,10 @@ class ForgeLogsDecoder(_EntriesDecoder):
     is a later copy (:class:`LogVerifier`): entries found missing or stale are
     printed, as new entries or new revisions. Gaps are reported only if that
     check could not heal them (or did not run).
+
+    What it keeps per entry is 12 bytes however many versions the entry had
+    (and a dict item for an entry printed more than once), for as long as the
+    stream lasts: a reconnect's history is skipped by it.
     """
 
     def __init__(self, diag: Diagnostics, follow: bool = True, *, ended: bool = False) -> None:
@@ -566,16 +593,20 @@ class ForgeLogsDecoder(_EntriesDecoder):
         self._frame = 0
         #: Entries skipped by a frame that came first (start, stop), not yet healed.
         self.gaps: list[tuple[int, int]] = []
-        #: mark of the first version seen of each entry (_GAP, _BAD for none), so
-        #: ``len(crcs) == emitted``; later versions' marks in ``more``
-        self.crcs = array("q")
-        self.more: dict[int, set[int]] = {}
-        #: 1 for each entry printed; revisions past 0 in ``revisions`` (memory stays
-        #: a byte per entry for the common case, an entry printed once)
-        self.printed = bytearray()
+        #: Per entry (``len(marks) == emitted``): the mark of the version printed
+        #: last (or _GAP, _BAD, _HELD), and how many versions of it the server has
+        #: sent (as its histories resend them, in order).
+        self.marks = array("q")
+        self.versions = array("I")
+        #: the revision printed last of the entries printed more than once
         self.revisions: dict[int, int] = {}
-        #: the newest entry, normalized, held until it stops changing
-        self.pending: tuple[int, dict[str, Any]] | None = None
+        #: After a reconnect, per entry: versions this connection's history has
+        #: yet to resend (None: no resend to skip); and the newest version it
+        #: skipped that differs from ours, put in if the resend stops short.
+        self.resending: array[int] | None = None
+        self.owed: dict[int, dict[str, Any]] = {}
+        #: the newest entry, normalized and marked, held until it stops changing
+        self.pending: tuple[int, dict[str, Any], int] | None = None
         #: the history ended with ``pending`` still held: its end goes out after it
         self.end_after = False
         self.quiet_after = 0.25 if follow else None
@@ -583,6 +614,8 @@ class ForgeLogsDecoder(_EntriesDecoder):
     def connected(self) -> None:
         super().connected()
         self.tracking = {} if self.verifies and not self.done else None
+        self.owed = {}
+        self.resending = array("I", self.versions) if self.connections > 1 else None
 
     def feed(self, frame: bytes | str) -> Iterable[Event]:
         if self.tracking is not None:
@@ -617,11 +650,16 @@ class ForgeLogsDecoder(_EntriesDecoder):
         out: list[Event] = []
         if isinstance(check, LogVerifier) and tracking is not None:
             seen = check.frames
+            versions = self.versions
             for index in sorted(check.last):
+                if index < len(versions) and check.versions[index] > versions[index]:
+                    # The copy had versions this connection lost at its join:
+                    # the next history resends them too.
+                    versions[index] = check.versions[index]
                 ours = tracking.get(index)
                 if ours is not None and ours not in seen:
                     continue  # what we have is newer than that copy
-                self.entry(index, check.last[index], True, out)
+                self.entry(index, check.last[index], True, out, heal=True)
                 if index >= self.emitted:
                     self.emitted_to(index + 1)
             self._healed_by(check)
@@ -637,8 +675,8 @@ class ForgeLogsDecoder(_EntriesDecoder):
 
     def _report_gaps(self) -> None:
         for start, stop in self.gaps:
-            crcs = self.crcs
-            missing = [i for i in range(start, stop) if i >= len(crcs) or crcs[i] == _GAP]
+            marks = self.marks
+            missing = [i for i in range(start, stop) if i >= len(marks) or marks[i] == _GAP]
             if missing:
                 _EntriesDecoder.gap(self, missing[0], missing[-1] + 1)
         self.gaps = []
@@ -651,90 +689,163 @@ class ForgeLogsDecoder(_EntriesDecoder):
             content = value["content"]
         except (LookupError, TypeError):
             return None
-        crcs = self.crcs
+        marks = self.marks
         index = self.emitted
-        if not plain or len(crcs) != index:
+        if not plain or len(marks) != index:
             return None
         doc = entry_line(content, index)
         if doc is None:
             return None
         meta = doc["metadata"]
-        crcs.append(
-            hash((doc["message"], meta["entryType"])) if len(meta) == 3 else _version_mark(doc)
-        )
+        mark = hash((doc["message"], meta["entryType"])) if len(meta) == 3 else _version_mark(doc)
+        marks.append(_HELD)
+        self.versions.append(1)
+        self.held_path = self.next_path
         self.emitted_to(index + 1)
         if self.tracking is not None:
             self.tracking[index] = self._frame
         pending = self.pending
-        self.pending = (index, doc)
+        self.pending = (index, doc, mark)
         if pending is None:
             return ()
+        held = pending[0]
         if self.end_after:
             self.end_after = False
-            return (self._release(pending), BACKLOG_END)
-        printed = self.printed
-        if pending[0] == len(printed):  # the usual order: printed once, in turn
-            printed.append(1)
+            released = self._release(pending)
+            return (BACKLOG_END,) if released is None else (released, BACKLOG_END)
+        if marks[held] == _HELD:  # the usual case: printed once, in turn
+            marks[held] = pending[2]
             return (LogEntry(pending[1]),)
-        return (self._release(pending),)
+        released = self._release(pending)
+        return () if released is None else (released,)
 
-    def entry(self, index: int, value: dict[str, Any], replace: bool, out: list[Event]) -> None:
+    def held_replaced(self, value: Any) -> tuple[Event, ...] | None:
+        # entry() for a new version of the held entry, live: the schema maps it,
+        # the version counted and marked, the hold renewed; nothing to print yet.
+        pending = self.pending
+        try:
+            plain = value["type"] == "NORMALIZED_ENTRY" and len(value) == 2
+            content = value["content"]
+        except (LookupError, TypeError):
+            return None
+        if not plain or pending is None or self.resending is not None:
+            return None
+        index = pending[0]
+        doc = entry_line(content, index)
+        if doc is None:
+            return None
+        if index > self.resent_to:
+            self.resent_to = index
+        if self.tracking is not None:
+            self.tracking[index] = self._frame
+        self.versions[index] += 1
+        meta = doc["metadata"]
+        mark = hash((doc["message"], meta["entryType"])) if len(meta) == 3 else _version_mark(doc)
+        if mark != pending[2]:
+            self.pending = (index, doc, mark)
+        return ()
+
+    def entry(
+        self,
+        index: int,
+        value: dict[str, Any],
+        replace: bool,
+        out: list[Event],
+        *,
+        heal: bool = False,
+    ) -> None:
+        """One version of entry ``index``, as this connection brought it (or, to
+        ``heal``, as the check's copy had it last)."""
         doc = normalize_entry(index, value)
         mark = _BAD if doc is None else _version_mark(doc)
-        crcs = self.crcs
-        if index >= len(crcs):  # a new entry
-            while len(crcs) < index:
-                crcs.append(_GAP)
-            crcs.append(mark)
-        elif crcs[index] == _GAP:  # skipped before: it came after a later one
-            crcs[index] = mark
-        elif doc is None:
-            if crcs[index] == _BAD:
-                return  # reported when it first came: this is a resend
-        elif not self._new_version(index, mark):
-            return  # a version already seen: resent after a reconnect
+        marks = self.marks
+        pending = self.pending
+        if index >= len(marks):  # a new entry
+            versions = self.versions
+            while len(marks) < index:
+                marks.append(_GAP)
+                versions.append(0)
+            marks.append(_HELD)
+            versions.append(0 if heal else 1)
+        else:
+            ours = pending[2] if pending is not None and pending[0] == index else marks[index]
+            if heal:
+                if ours == mark:
+                    return  # what we have already
+            else:
+                resending = self.resending
+                if resending is not None and index < len(resending) and resending[index]:
+                    # A version seen before, resent by this connection's history:
+                    # the last of them is the one we have, unless the resend
+                    # stops short (see _settle_resend).
+                    left = resending[index] = resending[index] - 1
+                    if left:
+                        if mark != ours and doc is not None:
+                            self.owed[index] = value
+                        else:
+                            self.owed.pop(index, None)
+                        return
+                    self.owed.pop(index, None)
+                else:
+                    self.versions[index] += 1
+                if ours == mark:
+                    return  # nothing changed that anyone can see
+            if marks[index] == _GAP:
+                marks[index] = _HELD  # skipped before: it came after a later one
         if doc is None:
+            if marks[index] == _HELD:
+                marks[index] = _BAD
             self.diag.bad_frame("unexpected log entry", f"entry {index}: not a NORMALIZED_ENTRY")
             return
-        pending = self.pending
         if pending is not None and pending[0] != index:
-            out.append(self._release(pending))
+            released = self._release(pending)
+            if released is not None:
+                out.append(released)
             if self.end_after:
                 self.end_after = False
                 out.append(BACKLOG_END)
-        self.pending = (index, doc)
+        self.pending = (index, doc, mark)
+        self.held_path = f"{ENTRIES}{index}"
 
-    def _new_version(self, index: int, mark: int) -> bool:
-        if self.crcs[index] == mark:
-            return False
-        seen = self.more.setdefault(index, set())
-        if mark in seen:
-            return False
-        seen.add(mark)
-        return True
-
-    def _release(self, held: tuple[int, dict[str, Any]]) -> LogEntry:
-        """A held entry, to print: revision 0 the first time, the next one after."""
-        index, doc = held
-        printed = self.printed
-        if index < len(printed) and printed[index]:
+    def _release(self, held: tuple[int, dict[str, Any], int]) -> LogEntry | None:
+        """A held entry, to print: revision 0 the first time, the next one after;
+        None if it is the version printed last."""
+        index, doc, mark = held
+        marks = self.marks
+        last = marks[index]
+        if last == mark:
+            return None
+        marks[index] = mark
+        if last != _HELD and last != _BAD and last != _GAP:
             revision = self.revisions[index] = self.revisions.get(index, 0) + 1
             doc["metadata"]["revision"] = revision
-        else:
-            if index >= len(printed):
-                printed.extend(bytes(index + 1 - len(printed)))
-            printed[index] = 1
         return LogEntry(doc)
 
+    def _settle_resend(self) -> list[Event]:
+        """This connection's history is over: the versions it still owed will not
+        come; an entry it resent fewer versions of is as that history left it."""
+        self.resending = None
+        owed, self.owed = self.owed, {}
+        out: list[Event] = []
+        for index in sorted(owed):
+            self.entry(index, owed[index], True, out, heal=True)
+        return out
+
     def quiet(self) -> list[Event]:
+        # A quiet link: this connection's history, if it resent one, is over.
+        out = self._settle_resend() if self.resending is not None else []
         pending = self.pending
         if pending is None:
-            return []
+            return out
         self.pending = None
+        self.held_path = ""
+        released = self._release(pending)
+        if released is not None:
+            out.append(released)
         if self.end_after:
             self.end_after = False
-            return [self._release(pending), BACKLOG_END]
-        return [self._release(pending)]
+            out.append(BACKLOG_END)
+        return out
 
     def holding(self) -> bool:
         # Following, the history's last entry is held until it stops changing: the
@@ -743,9 +854,10 @@ class ForgeLogsDecoder(_EntriesDecoder):
         return self.follow and self.pending is not None
 
     def history_over(self) -> list[Event]:
+        out = self._settle_resend() if self.resending is not None else []
         if self.follow and self.pending is not None:
             self.end_after = True
-        return []
+        return out
 
     def finish(self) -> list[Event]:
         self.check_resent()
@@ -765,6 +877,8 @@ class LogVerifier:
 
     def __init__(self) -> None:
         self.last: dict[int, dict[str, Any]] = {}
+        #: how many versions of each entry the copy had
+        self.versions: Counter[int] = Counter()
         self.frames: set[int] = set()
         self.finished = False
 
@@ -789,3 +903,4 @@ class LogVerifier:
             index = _index(split(path, ENTRIES)) if type(path) is str else None
             if index is not None and type(value) is dict:
                 self.last[index] = value
+                self.versions[index] += 1
