@@ -458,3 +458,25 @@ def test_errors_redact_a_token_given_as_a_flag(srv: ThreadedReferenceServer) -> 
     )
     assert result.exit_code == 4
     assert TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="the Linux (XDG) places")
+def test_logs_start_without_the_imports_they_do_not_need(srv: ThreadedReferenceServer) -> None:
+    """A logs run does not import platformdirs: on Linux the config directory is
+    XDG's, found without it."""
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('platformdirs' in sys.modules, file=sys.stderr))\n"
+        "from forgectl.cli import entry\n"
+        "entry()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "--server", srv.url, "logs", PROC_FINISHED, "--json"],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json_lines(proc.stdout) == finished_logs(srv)
+    assert proc.stderr == "False\n"

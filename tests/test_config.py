@@ -65,6 +65,23 @@ def test_config_dir_on_linux_is_unchanged_by_platformdirs(
     assert config_dir() == tmp_path / ".config" / "forgectl"
 
 
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="the Linux (XDG) places")
+@pytest.mark.parametrize("xdg", [None, "/abs/config", "   "])
+def test_config_dir_on_linux_is_where_platformdirs_puts_it(
+    xdg: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found without importing platformdirs (start-up), in the same place."""
+    import platformdirs
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if xdg is None:
+        monkeypatch.delenv("XDG_CONFIG_HOME")
+    else:
+        monkeypatch.setenv("XDG_CONFIG_HOME", xdg)
+    expected = platformdirs.user_config_dir("forgectl", appauthor=False, roaming=True)
+    assert config_dir() == Path(expected)
+
+
 def test_default_profile_key_names_the_default() -> None:
     path = write_config(CONFIG)
     profile = select_profile(None)
