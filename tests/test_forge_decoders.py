@@ -351,6 +351,28 @@ def test_a_resend_with_fewer_versions_ends_as_the_server_has_it() -> None:
     assert [*decoder.history_over(), *decoder.quiet()] == []
 
 
+@pytest.mark.parametrize("path", ["hot", "general"])
+def test_what_is_kept_per_entry_does_not_grow_with_its_versions(path: str) -> None:
+    """An entry streamed in 500 versions, live and then resent, with a tool call
+    flipping between two states: two numbers per entry, nothing per version."""
+    decoder = ForgeLogsDecoder(Said().diag, follow=True)
+    if path == "general":
+        general_path_only(decoder)
+    decoder.connected()
+    versions = [add(0, "v0"), *(replace(0, f"v{i}") for i in range(1, 500))]
+    flips = [add(1, "created"), *(replace(1, ("pending", "created")[i % 2]) for i in range(100))]
+    history = [*versions, *flips, add(2, "x")]
+    assert revs(feed(decoder, history) + list(decoder.quiet())) == [
+        (0, 0, "v499"),
+        (1, 0, "created"),
+        (2, 0, "x"),
+    ]
+    decoder.connected()
+    assert feed(decoder, history) + list(decoder.quiet()) == []
+    assert (list(decoder.versions), len(decoder.marks)) == ([500, 101, 1], 3)
+    assert decoder.revisions == {} and decoder.owed == {}
+
+
 def test_revision_policy_is_documented() -> None:
     doc = ForgeLogsDecoder.__doc__ or ""
     assert "metadata.revision" in doc and "(0 first)" in doc and "skipped" in doc

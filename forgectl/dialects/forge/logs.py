@@ -578,8 +578,10 @@ class ForgeLogsDecoder(_EntriesDecoder):
     check could not heal them (or did not run).
 
     What it keeps per entry is 12 bytes however many versions the entry had
-    (and a dict item for an entry printed more than once), for as long as the
-    stream lasts: a reconnect's history is skipped by it.
+    (and a dict item for an entry printed more than once): a reconnect's
+    history is skipped by it, so it lasts as long as the process's stream, and
+    goes with the decoder when the process has finished (``logs --attempt``
+    drops each process's stream then).
     """
 
     def __init__(self, diag: Diagnostics, follow: bool = True, *, ended: bool = False) -> None:
