@@ -25,6 +25,7 @@ as it is with websockets' sans-I/O protocol alone.
 from __future__ import annotations
 
 import io
+import sys
 
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import PerMessageDeflate
@@ -42,6 +43,38 @@ _FIN_BINARY = 0x82
 #: No limit: larger than any 64-bit frame length.
 _UNLIMITED = 1 << 64
 _END_OF_HEADERS = b"\r\n\r\n"
+#: A frame this large makes the allocator give large blocks back (see :func:`large_frames`).
+LARGE = 1 << 20
+#: glibc's mallopt() parameter for the size from which blocks are mapped on their own.
+_M_MMAP_THRESHOLD = -3
+_large_seen = False
+
+
+def large_frames() -> None:
+    """From now on, have glibc's malloc give every block of :data:`LARGE` or
+    more back to the system when it is freed (once, at the first large frame).
+
+    glibc maps such blocks on their own, but each time one is freed it raises
+    that threshold to the block's size (up to 32 MiB): the next frame's copies
+    then come from the heap, which keeps what is freed, resident. Two 16 MiB
+    JSON messages in a row peaked at 3.2x a frame over the start-up RSS instead
+    of the 2x that one does. A threshold set with mallopt() stays where it is
+    set. Elsewhere than glibc nothing happens; ctypes is loaded only here."""
+    global _large_seen
+    if _large_seen:
+        return
+    _large_seen = True
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (ImportError, OSError, AttributeError):  # not glibc (musl has it as a no-op)
+        return
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    mallopt(_M_MMAP_THRESHOLD, LARGE)
 
 
 class FrameReader:
@@ -228,6 +261,8 @@ class FrameReader:
                         pos = stop
                         continue
                     # Longer than this read: collect the payload, join it once.
+                    if length >= LARGE and not _large_seen:
+                        large_frames()
                     self.header = data[pos:start]
                     body = self.body = io.BytesIO()
                     body.write(memoryview(data)[start:])
