@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from .diffing import FileDiff
 
-from orjson import OPT_APPEND_NEWLINE, dumps
-
 LEVELS = ("debug", "info", "warn", "error", "success")
 #: Other names people type for a level (``--level warning``).
 LEVEL_ALIASES = {"warning": "warn"}
@@ -55,7 +53,10 @@ def deep_json(obj: Any, *, sort_keys: bool = False) -> bytes:
 def json_line(data: dict[str, Any]) -> bytes:
     """The line JSON mode prints for an event's object: compact, UTF-8, a newline.
     One definition for the renderer and for a decoder writing lines itself
-    (:class:`Encoded`)."""
+    (:class:`Encoded`). orjson is imported here, not with this module: ``--help``
+    and ``--version`` read the event model and print no JSON."""
+    from orjson import OPT_APPEND_NEWLINE, dumps
+
     try:
         return dumps(data, option=OPT_APPEND_NEWLINE)
     except TypeError:  # nested deeper than orjson writes: the server's object still prints

@@ -219,6 +219,22 @@ def test_help_width_is_shutils_without_importing_it(columns: str | None) -> None
     assert done.stderr.strip() == "False"
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["logs", "--help"]])
+def test_help_and_version_import_no_json_nor_network(argv: list[str]) -> None:
+    """What prints no JSON and opens no connection pays for neither."""
+    heavy = ("orjson", "json", "asyncio", "websockets", "ssl")
+    code = (
+        "import atexit, sys\n"
+        f"names = {heavy!r}\n"
+        "atexit.register(lambda: print(*[n for n in names if n in sys.modules], file=sys.stderr))\n"
+        "from forgectl.cli.main import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout
+    assert done.stderr == "\n"
+
+
 # -- shell completion ----------------------------------------------------------------
 
 
