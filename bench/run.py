@@ -335,18 +335,25 @@ class Suite:
         name = "raw" if raw else "JSON"
         srv.prepare(key, 1, 120)
         clients = stream_clients(srv, raw, 1, 120, tools)
+        with_click = Client(
+            "bare websockets+orjson, importing click too",
+            script("bare_client.py", *(["--raw"] if raw else []), "--with-click"),
+            label="bare + click",
+        )
         # The first table warms every client up (page cache, bytecode).
         warm = self.warm or not raw
-        rows = measure(clients, srv.url(key, 1, 120), s.runs, lines=1, warmup=warm)
+        rows = measure([*clients, with_click], srv.url(key, 1, 120), s.runs, lines=1, warmup=warm)
         title = f"{name} mode: 1 frame (start-up and handshake dominate)"
         table(title, rows, None)
         section = f"{name} 1 frame"
-        fc, bare, sansio, websocat, wscat = rows
+        fc, bare, sansio, websocat, wscat, clicked = rows
         self.record(
             title,
             rows,
             [
                 compare(section, fc, bare, "wall", 1.1),
+                compare(section, clicked, bare, "wall", None, why="the floor of a click CLI"),
+                compare(section, fc, clicked, "wall", None, why="forgectl beyond click's import"),
                 compare(section, fc, sansio, "wall", 1.1),
                 compare(section, fc, wscat, "wall", 1.0),
                 compare(
