@@ -26,7 +26,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -37,10 +36,9 @@ from typing import Any
 from agents import AgentBed, Script, claude
 from agents.producer import producer_command
 from forge_server import TERMINAL_STATUSES, ForgeServer
+from support import EXE, command_line, note
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
-
-EXE = str(Path(sys.executable).with_name("forgectl"))
 
 #: The documented mapping of entry types to levels (README, "Normalized logs").
 LEVELS = {
@@ -193,6 +191,7 @@ class Cli:
         self.line_times: list[float] = []
         self._stderr: list[str] = []
         self._lock = threading.Lock()
+        note(f"{command_line(args)} (a child, -s {server_url}): stderr", lambda: self.stderr)
         self._threads = [
             threading.Thread(target=self._pump_out, daemon=True),
             threading.Thread(target=self._pump_err, daemon=True),

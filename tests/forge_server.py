@@ -35,9 +35,13 @@ Observed behaviour of 0.7.4 (details in ``tests/FORGE_NOTES.md``):
   ``POST /api/execution-processes/{id}/stop``: then ``killed`` with ``exit_code`` null
   within ~30 ms. ``start-dev-server`` while one runs kills it (``killed``) and starts
   a new one.
-* at start-up the server deletes every directory in the (hard-coded, shared)
-  worktrees dir that its database does not know - other servers' worktrees included -
-  unless ``DISABLE_WORKTREE_ORPHAN_CLEANUP`` is set, which we always do.
+* worktrees go to a hard-coded ``/var/tmp/automagik-forge/worktrees``, and at start-up
+  the server deletes every directory there that its database does not know - other
+  servers' worktrees included - unless ``DISABLE_WORKTREE_ORPHAN_CLEANUP`` is set. So
+  each server runs in a mount namespace of its own where a directory of its temp dir
+  is bound onto ``/var/tmp/automagik-forge`` (``ForgeServer.worktrees_dir`` is that
+  directory as the tests see it): servers side by side share nothing, and none sees a
+  developer's real Forge (the switch is set as well).
 * when the server dies its scripts die on their next write (SIGPIPE); a silent one
   (``sleep 300``) is orphaned, so ``stop()`` also kills the server's whole session.
   After a restart a process that was ``running`` is ``failed`` with ``exit_code``
@@ -62,11 +66,15 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 import httpx
+from support import free_port
 
 HERE = Path(__file__).resolve().parent
 BINARY_SCRIPT = HERE / "forge_binary.sh"
 FORGE_VERSION = "0.7.4"
-WORKTREES_DIR = Path("/var/tmp/automagik-forge/worktrees")
+#: Where the binary keeps worktrees (hard-coded): each server sees a private directory
+#: there (see ``ForgeServer``), so nothing under it is shared.
+FORGE_VAR_DIR = Path("/var/tmp/automagik-forge")
+WORKTREES_DIR = FORGE_VAR_DIR / "worktrees"
 
 ENV_BIN = "FORGECTL_FORGE_BIN"
 ENV_CACHE = "FORGECTL_FORGE_CACHE"
@@ -111,6 +119,11 @@ SEED_CONFIG: dict[str, Any] = {
 }
 
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "killed"})
+
+#: Called with each server about to start (before anything is created); an exception
+#: refuses the start. tests/conftest.py checks the test's ``forge`` marker there and
+#: keeps the servers a failure report shows the log tail of.
+START_HOOKS: list[Callable[[ForgeServer], None]] = []
 
 
 class ForgeHarnessError(RuntimeError):
@@ -241,15 +254,12 @@ def require_private_netns() -> None:
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", 0))
-        except OSError as exc:
-            raise ForgeHarnessError(
-                f"cannot bind 127.0.0.1 ({exc}); is loopback up? (`ip link set lo up`)"
-            ) from exc
-        port: int = s.getsockname()[1]
-        return port
+    try:
+        return free_port()
+    except OSError as exc:
+        raise ForgeHarnessError(
+            f"cannot bind 127.0.0.1 ({exc}); is loopback up? (`ip link set lo up`)"
+        ) from exc
 
 
 # --------------------------------------------------------------------------- git fixture
@@ -354,10 +364,13 @@ class ForgeServer:
 
     ``start()`` (or ``with``) seeds ``$XDG_DATA_HOME/automagik-forge/config.json``
     (analytics always off), picks a free port, starts the binary and waits for
-    ``GET /api/health``. ``restart()`` keeps the port and the data directory, so a
-    client following a stream can reconnect to "the same" server. ``close()`` (or the
-    end of ``with``) stops it, deletes the temp dir and the worktrees its attempts got
-    under ``/var/tmp/automagik-forge/worktrees`` (and nothing else there).
+    ``GET /api/health``. The binary runs in a mount namespace of its own
+    (``unshare --mount``) in which ``/var/tmp/automagik-forge`` is a directory of the
+    temp dir: its worktrees are private, and :meth:`host_path` turns a path the server
+    reports into the one the tests read. ``restart()`` keeps the port, the data
+    directory and the worktrees, so a client following a stream can reconnect to
+    "the same" server. ``close()`` (or the end of ``with``) stops it and deletes the
+    temp dir, worktrees included.
     """
 
     def __init__(
@@ -381,10 +394,8 @@ class ForgeServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_fh: BinaryIO | None = None
         self._client: httpx.Client | None = None
-        # attempt id -> its worktree under WORKTREES_DIR (None until known)
-        self._attempts: dict[str, Path | None] = {}
-        self._worktrees_before: set[str] = set()
         self._repo_counter = 0
+        self._final_log: str | None = None  # the log, kept when the temp dir goes
 
     # -- properties ---------------------------------------------------------------
 
@@ -404,6 +415,23 @@ class ForgeServer:
     def data_dir(self) -> Path:
         """``$XDG_DATA_HOME/automagik-forge`` (db.sqlite, config.json)."""
         return self._require_tmp() / "data" / "automagik-forge"
+
+    @property
+    def var_dir(self) -> Path:
+        """What the server sees as ``/var/tmp/automagik-forge``, as the tests see it."""
+        return self._require_tmp() / "var-automagik-forge"
+
+    @property
+    def worktrees_dir(self) -> Path:
+        """The server's worktrees (its ``/var/tmp/automagik-forge/worktrees``)."""
+        return self.var_dir / "worktrees"
+
+    def host_path(self, server_path: str | Path) -> Path:
+        """A path the server reports (``container_ref``...) as the tests can open it."""
+        path = Path(server_path)
+        if path.is_relative_to(FORGE_VAR_DIR):
+            return self.var_dir / path.relative_to(FORGE_VAR_DIR)
+        return path
 
     @property
     def pid(self) -> int | None:
@@ -426,7 +454,9 @@ class ForgeServer:
     # -- lifecycle ------------------------------------------------------------------
 
     def __enter__(self) -> ForgeServer:
-        self.start()
+        """Start (unless started already); the end of the block closes the server."""
+        if self.tmp is None:
+            self.start()
         return self
 
     def __exit__(
@@ -442,6 +472,8 @@ class ForgeServer:
         if self.tmp is not None:
             raise ForgeHarnessError("already started; use restart()")
         require_private_netns()
+        for hook in START_HOOKS:
+            hook(self)
         if self.binary is None:
             self.binary = find_binary()
         if self.binary is None:
@@ -449,7 +481,7 @@ class ForgeServer:
                 f"Forge binary not found: set ${ENV_BIN} or run {BINARY_SCRIPT} (needs network)"
             )
         self.tmp = Path(tempfile.mkdtemp(prefix="forgectl-forge-"))
-        for sub in ("home", "config", "data", "cache", "state", "repos"):
+        for sub in ("home", "config", "data", "cache", "state", "repos", self.var_dir.name):
             (self.tmp / sub).mkdir()
         self.data_dir.mkdir(parents=True)
         self._write_config()
@@ -458,7 +490,6 @@ class ForgeServer:
             "[init]\n\tdefaultBranch = main\n",
             encoding="utf-8",
         )
-        self._worktrees_before = self._list_worktrees()
         try:
             self.port = _free_port()
             self._client = httpx.Client(base_url=self.url, timeout=10.0, trust_env=False)
@@ -510,8 +541,8 @@ class ForgeServer:
                 "DISABLE_BROWSER_OPEN": "1",
                 # At start-up the server deletes every directory under
                 # /var/tmp/automagik-forge/worktrees that its own database does not
-                # know, i.e. the worktrees of any other Forge server (a parallel test,
-                # the user's real one). This switch turns that off.
+                # know. That directory is private to this server (see _argv), and the
+                # switch keeps it from deleting anything should it ever not be.
                 "DISABLE_WORKTREE_ORPHAN_CLEANUP": "1",
                 "NO_COLOR": "1",
             }
@@ -526,7 +557,7 @@ class ForgeServer:
         log_fh.write(f"=== forge_server.py: starting {self.binary} on port {self.port}\n".encode())
         log_fh.flush()
         self._proc = subprocess.Popen(
-            [str(self.binary)],
+            self._argv(),
             cwd=str(tmp / "home"),
             env=self._env(),
             stdin=subprocess.DEVNULL,
@@ -535,6 +566,29 @@ class ForgeServer:
             start_new_session=True,
         )
         self._wait_healthy()
+
+    def _argv(self) -> list[str]:
+        """The binary in a mount namespace of its own, ``var_dir`` bound onto its
+        hard-coded ``/var/tmp/automagik-forge``: worktrees are neither shared with other
+        servers nor left behind. ``unshare`` and ``sh`` exec, so the pid is the
+        server's. Needs the right to mount, which ``unshare -r`` (the private network
+        namespace the server must run in) gives."""
+        assert self.binary is not None
+        FORGE_VAR_DIR.mkdir(parents=True, exist_ok=True)  # the mount point
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            'mount --bind "$1" "$2" && shift 2 && exec "$@"',
+            "sh",
+            str(self.var_dir),
+            str(FORGE_VAR_DIR),
+            str(self.binary),
+        ]
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
@@ -567,10 +621,14 @@ class ForgeServer:
             )
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except (OSError, ForgeHarnessError):
-            return "(no log)"
+        """The last lines of the server's log (also once closed)."""
+        if self.tmp is None and self._final_log is not None:
+            text = self._final_log
+        else:
+            try:
+                text = self.log_path.read_text(encoding="utf-8", errors="replace")
+            except (OSError, ForgeHarnessError):
+                return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
     def _terminate(self, timeout: float = 5.0) -> None:
@@ -595,8 +653,6 @@ class ForgeServer:
 
     def stop(self) -> None:
         """Stop the server process; the data dir and port are kept for ``restart()``."""
-        with contextlib.suppress(Exception):
-            self._collect_worktrees()
         self._terminate()
 
     def restart(self, *, down_for: float = 0.0) -> None:
@@ -619,57 +675,17 @@ class ForgeServer:
         self._check_analytics_off()
 
     def close(self) -> None:
-        """Stop the server, remove the temp dir and the worktrees it created."""
+        """Stop the server and remove the temp dir (its worktrees with it)."""
         if self.tmp is None:
             return
-        with contextlib.suppress(Exception):
-            self._collect_worktrees()
         self._terminate()
         if self._client is not None:
             self._client.close()
             self._client = None
-        self._remove_worktrees()
+        self._final_log = self.log_tail(200)
         if not self.keep_tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp = None
-
-    # -- worktree bookkeeping -------------------------------------------------------
-
-    @staticmethod
-    def _list_worktrees() -> set[str]:
-        try:
-            return set(os.listdir(WORKTREES_DIR))
-        except OSError:
-            return set()
-
-    def _collect_worktrees(self) -> None:
-        """Record the worktree of every attempt this server knows (while it is up)."""
-        if not self.is_running():
-            return
-        for att in self.api("GET", "/api/task-attempts"):
-            self._note_worktree(att["id"], att.get("container_ref"))
-
-    def _note_worktree(self, attempt_id: str, ref: object) -> None:
-        path = Path(ref) if isinstance(ref, str) and ref else None
-        if path is not None and path.parent != WORKTREES_DIR:
-            path = None
-        if path is not None or attempt_id not in self._attempts:
-            self._attempts[attempt_id] = path
-
-    def _remove_worktrees(self) -> None:
-        paths = {p for p in self._attempts.values() if p is not None}
-        # Fallback for attempts whose path we never learnt (server died first):
-        # worktree directories are named "<first 4 hex digits of attempt id>-<slug>".
-        unknown = [aid for aid, p in self._attempts.items() if p is None]
-        if unknown:
-            for name in self._list_worktrees() - self._worktrees_before:
-                if any(name.startswith(f"{aid[:4]}-") for aid in unknown):
-                    paths.add(WORKTREES_DIR / name)
-        for path in paths:
-            if path.name in self._worktrees_before:
-                continue  # existed before this server started: not ours
-            shutil.rmtree(path, ignore_errors=True)
-        self._attempts.clear()
 
     # -- REST -------------------------------------------------------------------------
 
@@ -737,26 +753,23 @@ class ForgeServer:
                 "base_branch": base_branch,
             },
         )
-        self._note_worktree(data["id"], data.get("container_ref"))  # null; set right after
-        with contextlib.suppress(ForgeHarnessError):
-            self.get_attempt(data["id"])
         return data
 
     def get_attempt(self, attempt_id: str) -> dict[str, Any]:
         data: dict[str, Any] = self.api("GET", f"/api/task-attempts/{attempt_id}")
-        self._note_worktree(attempt_id, data.get("container_ref"))
         return data
 
     def attempt_worktree(self, attempt_id: str, timeout: float = 10.0) -> Path:
-        """The attempt's worktree (``container_ref`` of ``GET /api/task-attempts/{id}``).
+        """The attempt's worktree (``container_ref`` of ``GET /api/task-attempts/{id}``),
+        as the tests see it (:meth:`host_path`).
 
         ``container_ref`` is null in the POST response and set once the worktree exists.
         """
         deadline = time.monotonic() + timeout
         while True:
             ref = self.get_attempt(attempt_id).get("container_ref")
-            if isinstance(ref, str) and ref and Path(ref).is_dir():
-                return Path(ref)
+            if isinstance(ref, str) and ref and self.host_path(ref).is_dir():
+                return self.host_path(ref)
             if time.monotonic() > deadline:
                 raise ForgeHarnessError(
                     f"attempt {attempt_id} has no worktree (container_ref={ref!r})"

@@ -18,7 +18,6 @@ import contextlib
 import http
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -28,6 +27,7 @@ from typing import Any, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+from support import EXE, command_line, note
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -375,7 +375,6 @@ async def _pipe(
 
 # -- running forgectl against them -------------------------------------------------------
 
-EXE = str(Path(sys.executable).with_name("forgectl"))
 TESTS = Path(__file__).resolve().parent
 
 
@@ -421,4 +420,6 @@ def forgectl(
         env=env if env is not None else clean_env(),
         timeout=timeout,
     )
-    return Run(done.returncode, done.stdout or b"", done.stderr.decode("utf-8", "replace"))
+    run = Run(done.returncode, done.stdout or b"", done.stderr.decode("utf-8", "replace"))
+    note(f"{command_line(args)} (exit {run.code}): stderr", run.stderr)
+    return run

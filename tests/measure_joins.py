@@ -45,7 +45,6 @@ from forge_bed import (
     wait_for,
 )
 from forge_server import TERMINAL_STATUSES, ForgeServer
-from forge_testing import BINARY
 
 
 def missing_ops(reference: list[Any], got: list[Any], key: str) -> list[str]:
@@ -205,7 +204,7 @@ def main() -> int:
     opts = p.parse_args()
     bed = AgentBed(Path(tempfile.mkdtemp(prefix="forgectl-agents-")))
     total: dict[str, int] = {}
-    with ForgeServer(BINARY, path_prefix=[bed.bin_dir]) as server:
+    with ForgeServer(path_prefix=[bed.bin_dir]) as server:
         for n in range(opts.trials):
             for key, value in trial(
                 server, bed, n, opts.seed + n, opts.joins, opts.forgectl

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from agents import AgentBed, Script
-from forge_bed import EXE, Cli, WsFollower, ops, wait_for
+from forge_bed import Cli, WsFollower, ops, wait_for
 from forge_server import TERMINAL_STATUSES, ForgeServer
 from ptyrun import PtyRun
+from support import EXE
 
 
 @dataclass
@@ -258,11 +259,9 @@ def main() -> int:
     """
     import tempfile
 
-    from forge_testing import BINARY
-
     with tempfile.TemporaryDirectory(prefix="forgectl-demo-") as tmp:
         bed = AgentBed(Path(tmp) / "agents")
-        with ForgeServer(BINARY, path_prefix=[bed.bin_dir]) as server:
+        with ForgeServer(path_prefix=[bed.bin_dir]) as server:
             script, rules = demo_session()
             # step 0: system/init (no entry); 1: message_start ("System initialized")
             profile = {"executor": "CLAUDE_CODE"}

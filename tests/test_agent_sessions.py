@@ -21,17 +21,15 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from agents import AgentBed, claude_approvals, codex, gemini
 from agents.oracle import diff_lines, lost
-from forge_bed import EXE
 from forge_server import ForgeServer
-from forge_testing import BINARY, require_real_server
 from session_player import Played, Rule, call_is, demo_session, play, status_of, tool_of
+from support import EXE
 
 from forgectl.dialects.forge.schema import entry_line
 
@@ -41,15 +39,9 @@ pytestmark = [pytest.mark.forge, pytest.mark.timeout(240)]
 
 
 @pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> AgentBed:
-    return AgentBed(tmp_path_factory.mktemp("agents"))
-
-
-@pytest.fixture(scope="module")
-def server(bed: AgentBed) -> Iterator[ForgeServer]:
-    require_real_server()
-    with ForgeServer(BINARY, path_prefix=[bed.bin_dir]) as srv:
-        yield srv
+def server(agent_server: ForgeServer) -> ForgeServer:
+    """The real server, its coding agents played by ``bed`` (tests/conftest.py)."""
+    return agent_server
 
 
 # -- what every session must show --------------------------------------------------------

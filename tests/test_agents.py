@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +29,14 @@ from forge_bed import (
     wait_for,
 )
 from forge_server import TERMINAL_STATUSES, ForgeServer
-from forge_testing import BINARY, require_real_server
 
 pytestmark = [pytest.mark.forge, pytest.mark.timeout(120)]
 
 
 @pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> AgentBed:
-    return AgentBed(tmp_path_factory.mktemp("agents"))
-
-
-@pytest.fixture(scope="module")
-def server(bed: AgentBed) -> Iterator[ForgeServer]:
-    require_real_server()
-    with ForgeServer(BINARY, path_prefix=[bed.bin_dir]) as srv:
-        yield srv
+def server(agent_server: ForgeServer) -> ForgeServer:
+    """The real server, its coding agents played by ``bed`` (tests/conftest.py)."""
+    return agent_server
 
 
 def entries_in_order(server: ForgeServer, process_id: str) -> list[dict[str, Any]]:

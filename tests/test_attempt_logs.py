@@ -15,28 +15,25 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
+import support
 from agents import AgentBed, claude
 from forge_bed import Cli, compare_entries, final_entries, final_raw, reduce_forgectl, wait_for
 from forge_server import TERMINAL_STATUSES, ForgeServer
-from forge_testing import BINARY, require_real_server
 from ptyrun import PtyRun
+from support import EXE
 
 from forgectl.attempt_logs import CHAIN_WAIT
 from forgectl.ids import short_ids
 
 pytestmark = [pytest.mark.forge, pytest.mark.timeout(150)]
 
-EXE = str(Path(sys.executable).with_name("forgectl"))
 SETUP = "echo setup-start; echo setup-warning >&2; for i in 1 2 3; do echo setup line $i; done"
 DEV = "echo dev-up; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"
 CLEANUP = "echo cleanup-ran; echo cleanup-err >&2"
@@ -55,15 +52,9 @@ def session(text: str) -> claude.Session:
 
 
 @pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> AgentBed:
-    return AgentBed(tmp_path_factory.mktemp("agents"))
-
-
-@pytest.fixture(scope="module")
-def server(bed: AgentBed) -> Iterator[ForgeServer]:
-    require_real_server()
-    with ForgeServer(BINARY, path_prefix=[bed.bin_dir]) as srv:
-        yield srv
+def server(agent_server: ForgeServer) -> ForgeServer:
+    """The real server, its coding agents played by ``bed`` (tests/conftest.py)."""
+    return agent_server
 
 
 @dataclass
@@ -113,9 +104,7 @@ def final_raw_running(server: ForgeServer, process_id: str) -> str:
 
 
 def run(server: ForgeServer, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [EXE, "-s", server.url, *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return support.run(server, *args, timeout=timeout)
 
 
 def jsonl(text: str) -> list[dict[str, Any]]:

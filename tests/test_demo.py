@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from forge_testing import BINARY, require_real_server
 
 TESTS = Path(__file__).resolve().parent
 
@@ -40,11 +39,10 @@ def entries(lines: list[str]) -> list[dict[str, Any]]:
     return [e for e in objects(lines) if "level" in e]
 
 
-def test_the_demo_runs_end_to_end() -> None:
-    require_real_server()
+def test_the_demo_runs_end_to_end(forge_binary: Path) -> None:
     env = {
         **os.environ,
-        "FORGECTL_FORGE_BIN": str(BINARY),
+        "FORGECTL_FORGE_BIN": str(forge_binary),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
     done = subprocess.run(

@@ -17,25 +17,22 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from queue import Empty, Queue
 from typing import Any
 
 import pytest
 from forge_server import ForgeServer
-from forge_testing import real_server
 from ptyrun import PtyRun
+from support import EXE
 
 from forgectl import ForgeClient
 from forgectl.diffing import parse_diff
 
 pytestmark = [pytest.mark.forge, pytest.mark.timeout(120)]
 
-EXE = str(Path(sys.executable).with_name("forgectl"))
 
 #: The base commit's files (path → content).
 BASE = {
@@ -129,11 +126,6 @@ def forgectl(
     return subprocess.run(
         [EXE, "-s", server.url, *args], capture_output=True, env=env, timeout=timeout, check=False
     )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ForgeServer]:
-    yield from real_server()
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,15 @@ auto-detection decides), inside a loopback-only network namespace:
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+import support
 from forge_server import TERMINAL_STATUSES, ForgeServer, Scenario, make_scenario
-from forge_testing import real_server
 from ptyrun import PtyRun
+from support import EXE
 
 from forgectl import ForgeClient
 from forgectl.errors import AmbiguousId, ExitCode, NotFoundError
@@ -32,7 +29,6 @@ from forgectl.times import parse_time
 
 pytestmark = [pytest.mark.forge, pytest.mark.timeout(120)]
 
-EXE = str(Path(sys.executable).with_name("forgectl"))
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
 FIELDS = (
     "processId",
@@ -44,11 +40,6 @@ FIELDS = (
     "startedAt",
     "completedAt",
 )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ForgeServer]:
-    yield from real_server()
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +57,7 @@ def other(server: ForgeServer) -> Scenario:
 
 
 def run(server: ForgeServer, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [EXE, "-s", server.url, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=dict(os.environ),
-        check=False,
-    )
+    return support.run(server, *args, timeout=timeout)
 
 
 def lines(text: str) -> list[dict[str, Any]]:

@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from queue import Empty, Queue
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from forge_bed import established
 from forge_server import (
     SCENARIO_FILES,
@@ -39,25 +37,18 @@ from forge_server import (
     Scenario,
     make_scenario,
 )
-from forge_testing import BINARY, real_server, require_real_server
+from support import EXE, invoke, note, run
 
 from forgectl import ForgeClient
-from forgectl.cli.main import cli
 from forgectl.errors import ExitCode
 from forgectl.events import DiffUpdate, LogEntry, ProcessEvent
 from forgectl.filters import NO_SERVER_TIMES
 from forgectl.stream import StreamOptions
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.forge, pytest.mark.timeout(90)]
 
-EXE = str(Path(sys.executable).with_name("forgectl"))
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
 LOG_KEYS = {"level", "message", "timestamp", "source", "metadata"}
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ForgeServer]:
-    yield from real_server()
 
 
 @pytest.fixture(scope="module")
@@ -71,19 +62,6 @@ def agent(server: ForgeServer) -> Scenario:
     """Setup script exits 0, so the coding agent runs (and fails offline)."""
     return make_scenario(
         server, name="agent", setup_exit=0, setup_sleep=0.05, dev_server=False, write_files=False
-    )
-
-
-def run(
-    server: ForgeServer, *args: str, env: dict[str, str] | None = None, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [EXE, "-s", server.url, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        check=False,
     )
 
 
@@ -105,6 +83,7 @@ class Live:
         self.stderr = ""
         self._err: list[str] = []
         self._err_seen = threading.Condition()
+        note(f"forgectl -s {server.url} {' '.join(args)} (a child): stderr", self.stderr_so_far)
         self._readers = [
             threading.Thread(target=self._pump, daemon=True),
             threading.Thread(target=self._pump_stderr, daemon=True),
@@ -231,9 +210,7 @@ def test_raw_logs_verbatim(server: ForgeServer, sc: Scenario) -> None:
 
 
 def test_raw_logs_through_clirunner(server: ForgeServer, sc: Scenario) -> None:
-    result = CliRunner().invoke(
-        cli, ["--server", server.url, "logs", sc.setup_process_id, "--raw", "--json"]
-    )
+    result = invoke(server, "logs", sc.setup_process_id, "--raw", "--json")
     assert result.exit_code == 0, result.output
     objects = jsonl(result.stdout)
     assert "".join(o["content"] for o in objects if o["stream"] == "stdout") == sc.setup_stdout
@@ -440,12 +417,10 @@ def test_monitor_snapshot_of_finished_processes_is_silent(
 
 
 def test_monitor_through_clirunner(server: ForgeServer, sc: Scenario) -> None:
-    result = CliRunner().invoke(
-        cli,
-        [
-            *("--server", server.url, "monitor", "--attempt", sc.attempt_id),
-            *("--history", "--until-idle", "--type", "process_failed"),
-        ],
+    result = invoke(
+        server,
+        *("monitor", "--attempt", sc.attempt_id),
+        *("--history", "--until-idle", "--type", "process_failed"),
     )
     assert result.exit_code == 0, result.output
     (event,) = jsonl(result.stdout)
@@ -665,7 +640,9 @@ async def test_python_api(server: ForgeServer, sc: Scenario, agent: Scenario) ->
 
 
 @pytest.mark.realspeed  # issue 12 point 4: still fails now and then, see the docstring
-def test_monitor_on_a_fresh_server_reports_the_first_processes() -> None:
+def test_monitor_on_a_fresh_server_reports_the_first_processes(
+    start_forge_server: Callable[..., ForgeServer],
+) -> None:
     """A fresh server's event stream replays nothing: the first events are live,
     even a process that starts and fails at once after the stream has opened.
 
@@ -678,30 +655,27 @@ def test_monitor_on_a_fresh_server_reports_the_first_processes() -> None:
     the helpers' branches) about one run in six, for another reason: the task's
     frames come in pairs 0.5 ms apart, and the pair was taken for a slow history's
     pace (-vv keeps the frames in the failure report)."""
-    require_real_server()
-    with ForgeServer(BINARY) as fresh:
-        live = Live(fresh, "-vv", "monitor")
-        try:
-            wait_until(  # -v names the event stream before it connects to it
-                lambda: (
-                    "/api/events" in live.stderr_so_far() and established(live.proc.pid, fresh.port)
-                ),
-                20,
-                "the event stream",
-                live,
-            )
-            mine = make_scenario(
-                fresh, name="fresh", setup_lines=1, setup_sleep=0.1, dev_server=False
-            )
-            events = live.until(lambda e: e["type"] == "process_failed", timeout=15)
-            assert [(e["type"], e["processId"]) for e in events] == [
-                ("process_started", mine.setup_process_id),
-                ("process_failed", mine.setup_process_id),
-            ]
-            assert events[1]["exitCode"] == 3
-            assert live.interrupt() == -signal.SIGINT
-        finally:
-            live.kill()
+    fresh = start_forge_server()
+    live = Live(fresh, "-vv", "monitor")
+    try:
+        wait_until(  # -v names the event stream before it connects to it
+            lambda: (
+                "/api/events" in live.stderr_so_far() and established(live.proc.pid, fresh.port)
+            ),
+            20,
+            "the event stream",
+            live,
+        )
+        mine = make_scenario(fresh, name="fresh", setup_lines=1, setup_sleep=0.1, dev_server=False)
+        events = live.until(lambda e: e["type"] == "process_failed", timeout=15)
+        assert [(e["type"], e["processId"]) for e in events] == [
+            ("process_started", mine.setup_process_id),
+            ("process_failed", mine.setup_process_id),
+        ]
+        assert events[1]["exitCode"] == 3
+        assert live.interrupt() == -signal.SIGINT
+    finally:
+        live.kill()
 
 
 def wait_until(pred: Any, timeout: float, what: str, live: Live) -> None:

@@ -19,11 +19,10 @@ import asyncio
 import contextlib
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,14 +35,13 @@ from forge_server import (
     TERMINAL_STATUSES,
     ForgeServer,
 )
-from forge_testing import BINARY, real_server, require_real_server
+from support import EXE, note, run
 
 from forgectl import ForgeClient
 from forgectl.stream import StreamOptions
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.forge, pytest.mark.timeout(120)]
 
-EXE = str(Path(sys.executable).with_name("forgectl"))
 LINES = 2000
 
 
@@ -84,11 +82,6 @@ def make_busy(server: ForgeServer, name: str, *, stop_dev: bool = True) -> Busy:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
     return Busy(attempt_id, setup["id"], dev["id"], worktree)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ForgeServer]:
-    yield from real_server()
 
 
 @pytest.fixture(scope="module")
@@ -263,12 +256,8 @@ def test_cli_raw_follow_through_chaos_cuts(
     """The console script, with the spec's 1 s backoff: a few cuts, a few seconds."""
     with ThreadedFaultProxy(upstream_port=server.port) as proxy:
         proxy.chaos(seed=5, mean_bytes=8000, max_cuts=3, min_bytes=300)
-        proc = subprocess.run(
-            [EXE, "-s", proxy.url, "logs", busy.setup_id, "--raw", "--follow", "--retry-for", "30"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        proc = run(
+            proxy, "logs", busy.setup_id, "--raw", "--follow", "--retry-for", "30", timeout=60
         )
         cuts = proxy.chaos_cuts
     lines = raw_lines(proc.stdout)
@@ -309,12 +298,13 @@ async def test_raw_logs_exactly_once_through_stalls(
 # -- a server restart ----------------------------------------------------------------
 
 
-async def test_live_dev_server_logs_and_monitor_across_restart() -> None:
+async def test_live_dev_server_logs_and_monitor_across_restart(
+    start_forge_server: Callable[..., ForgeServer],
+) -> None:
     """Following a running dev server while the server restarts: the process is
     ``failed`` afterwards, its logs up to the crash are served again and end with
     ``finished``; output = a fresh no-fault read, ticks consecutive, none twice."""
-    require_real_server()
-    with ForgeServer(BINARY) as server:
+    with start_forge_server() as server:
         sc = await asyncio.to_thread(make_busy, server, "restart", stop_dev=False)
         options = fast(retry_for=None)
         async with ForgeClient(server=server.url, options=options) as forge:
@@ -338,10 +328,11 @@ async def test_live_dev_server_logs_and_monitor_across_restart() -> None:
     ]
 
 
-def test_cli_logs_follow_across_restart_keeps_every_line() -> None:
+def test_cli_logs_follow_across_restart_keeps_every_line(
+    start_forge_server: Callable[..., ForgeServer],
+) -> None:
     """``logs --raw --follow`` (console script, 1 s backoff) across a restart."""
-    require_real_server()
-    with ForgeServer(BINARY) as server:
+    with start_forge_server() as server:
         sc = make_busy(server, "restart-cli", stop_dev=False)
         proc = subprocess.Popen(
             [EXE, "-s", server.url, "logs", sc.dev_id, "--raw", "--follow", "--exit-status"],
@@ -351,6 +342,7 @@ def test_cli_logs_follow_across_restart_keeps_every_line() -> None:
         )
         lines: list[str] = []
         errors: list[str] = []
+        note(f"forgectl logs {sc.dev_id} --raw --follow (a child): stderr", lambda: "".join(errors))
         assert proc.stdout is not None and proc.stderr is not None
         readers = [
             threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True),  # type: ignore[arg-type]
@@ -373,13 +365,7 @@ def test_cli_logs_follow_across_restart_keeps_every_line() -> None:
             if proc.poll() is None:
                 proc.kill()
         out, err = "".join(lines), "".join(errors)
-        after = subprocess.run(
-            [EXE, "-s", server.url, "logs", sc.dev_id, "--raw"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        ).stdout
+        after = run(server, "logs", sc.dev_id, "--raw", timeout=20).stdout
     ticks = [line for line in out.splitlines() if line.startswith("tick ")]
     lost, duplicated = figures(1, ticks, [f"tick {i}" for i in range(len(ticks))])
     assert "reconnecting" in err

@@ -1,7 +1,7 @@
 """Tests of the real-server harness (tests/forge_server.py, tests/forge_binary.sh).
 
-They start the real Forge binary, so they only run inside a loopback-only network
-namespace, e.g.::
+Those marked ``forge`` start the real Forge binary, so they only run inside a
+loopback-only network namespace, e.g.::
 
     unshare -rn sh -c 'ip link set lo up; exec .venv/bin/python -m pytest -q tests/test_forge_harness.py'
 
@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +33,9 @@ from forge_server import (
     expected_setup_stdout,
     make_scenario,
 )
-from forge_testing import BINARY, real_server, require_real_server
 from websockets.sync.client import connect
 
 CACHE_DIR = default_cache_dir()
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ForgeServer]:
-    yield from real_server()
 
 
 def ws_frames(url: str, *, until_finished: bool = True, idle: float = 1.5) -> list[Any]:
@@ -84,10 +78,10 @@ def test_refuses_to_start_outside_private_netns(monkeypatch: pytest.MonkeyPatch)
     assert srv.tmp is None  # nothing created, nothing started
 
 
-def test_binary_script_is_idempotent_from_cache() -> None:
+def test_binary_script_is_idempotent_from_cache(request: pytest.FixtureRequest) -> None:
     cached = CACHE_DIR / "bin" / "automagik-forge"
     if not cached.is_file():
-        require_real_server()
+        request.getfixturevalue("forge_binary")  # skips, or fails under CI
         pytest.skip(f"no cached binary in {CACHE_DIR}")
     # Inside the namespace there is no network: a cached run must not need any.
     proc = subprocess.run(
@@ -105,6 +99,7 @@ def test_binary_script_is_idempotent_from_cache() -> None:
 # ------------------------------------------------------------------ real server
 
 
+@pytest.mark.forge
 def test_server_up_isolated_and_analytics_off(server: ForgeServer) -> None:
     assert server.url == f"http://127.0.0.1:{server.port}"
     r = httpx.get(f"{server.url}/api/health", trust_env=False)
@@ -115,6 +110,7 @@ def test_server_up_isolated_and_analytics_off(server: ForgeServer) -> None:
     assert server.log_path.is_file()
 
 
+@pytest.mark.forge
 def test_scenario_failing_setup(server: ForgeServer) -> None:
     sc = make_scenario(server, name="failing-setup", setup_exit=3, dev_run_seconds=0.6)
 
@@ -148,7 +144,7 @@ def test_scenario_failing_setup(server: ForgeServer) -> None:
     assert dev_out.startswith("dev-server-up\ntick 0\n")
 
     # The files written into the worktree show up in the diff stream.
-    assert sc.worktree.parent == WORKTREES_DIR
+    assert sc.worktree.parent == server.worktrees_dir
     diff = patch_values(
         ws_frames(
             f"{server.ws_url}/api/task-attempts/{sc.attempt_id}/diff/ws", until_finished=False
@@ -159,6 +155,7 @@ def test_scenario_failing_setup(server: ForgeServer) -> None:
     assert changes == {p: ("modified" if p == "README.md" else "added") for p in SCENARIO_FILES}
 
 
+@pytest.mark.forge
 def test_scenario_successful_setup_runs_and_fails_agent(server: ForgeServer) -> None:
     sc = make_scenario(server, name="ok-setup", setup_exit=0, dev_server=False, write_files=False)
     assert (sc.setup_status, sc.setup_exit_code) == ("completed", 0)
@@ -174,6 +171,7 @@ def test_scenario_successful_setup_runs_and_fails_agent(server: ForgeServer) -> 
     assert ws_frames(f"{server.ws_url}/api/task-attempts/{sc.attempt_id}/diff/ws", idle=1.0) == []
 
 
+@pytest.mark.forge
 def test_restart_keeps_port_and_data_and_fails_running_process(server: ForgeServer) -> None:
     sc = make_scenario(
         server, name="restart", setup_exit=3, dev_run_seconds=0.3, stop_dev_server=False
@@ -195,16 +193,27 @@ def test_restart_keeps_port_and_data_and_fails_running_process(server: ForgeServ
     assert "dev-server-up" in "".join(v["content"] for v in patch_values(dev_raw).values())
 
 
-def test_close_removes_temp_dir_and_only_own_worktrees() -> None:
-    require_real_server()
-    foreign = WORKTREES_DIR / "zzzz-not-ours"
+@pytest.mark.forge
+def test_worktrees_are_private_and_go_with_the_temp_dir(
+    start_forge_server: Callable[..., ForgeServer],
+) -> None:
+    """The binary's hard-coded worktrees dir is a directory of the server's own: the
+    host's (another server's, a developer's real Forge) is neither seen nor written."""
+    foreign = WORKTREES_DIR / f"zzzz-not-ours-{os.getpid()}"
     foreign.mkdir(parents=True, exist_ok=True)
     try:
-        srv = ForgeServer(BINARY)
-        with srv:
-            tmp = srv.tmp
-            sc = make_scenario(srv, name="cleanup", setup_exit=3, dev_server=False)
-            assert sc.worktree.is_dir()
+        srv = start_forge_server()
+        tmp = srv.tmp
+        sc = make_scenario(srv, name="cleanup", setup_exit=3, dev_server=False)
+        ref = srv.get_attempt(sc.attempt_id)["container_ref"]
+        assert Path(ref).parent == WORKTREES_DIR  # what the server says...
+        assert sc.worktree == srv.host_path(ref) and sc.worktree.parent == srv.worktrees_dir
+        assert (sc.worktree / "README.md").read_text() == SCENARIO_FILES["README.md"]
+        assert not (WORKTREES_DIR / Path(ref).name).exists()  # ...is not the host's dir
+        # What the server itself sees there (its mount namespace, through /proc):
+        seen = os.listdir(f"/proc/{srv.pid}/root{WORKTREES_DIR}")
+        assert seen == [sc.worktree.name]
+        srv.close()
         assert tmp is not None and not tmp.exists()
         assert not sc.worktree.exists()
         assert foreign.is_dir()

@@ -10,30 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import pytest
-from click.testing import CliRunner
 from forge_server import ForgeServer, Scenario, make_scenario
-from forge_testing import real_server
+from support import invoke
 from test_library import Recording
 
 from forgectl import ForgeClient
-from forgectl.cli.main import cli
 from forgectl.client import EventStream
 from forgectl.errors import ExitCode, NotFoundError
 from forgectl.events import LogEntry, ProcessEvent
 from forgectl.stream import StreamOptions
 from forgectl.transport import Transport
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.forge, pytest.mark.timeout(90)]
 
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ForgeServer]:
-    yield from real_server()
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +40,7 @@ def client(server: ForgeServer, transport: Transport | None = None) -> ForgeClie
 
 
 async def cli_json(*args: str) -> list[dict[str, object]]:
-    result = await asyncio.to_thread(CliRunner().invoke, cli, [*args, "--json"])
+    result = await asyncio.to_thread(invoke, None, *args, "--json")
     assert result.exit_code == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 

@@ -47,7 +47,6 @@ from forge_bed import (
     wait_for,
 )
 from forge_server import TERMINAL_STATUSES, ForgeAPIError, ForgeServer
-from forge_testing import BINARY, require_real_server
 from hostile_forge import (
     HostileForge,
     RawWs,
@@ -70,15 +69,9 @@ ATTEMPT = "22222222-2222-4222-8222-222222222222"
 
 
 @pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> AgentBed:
-    return AgentBed(tmp_path_factory.mktemp("agents"))
-
-
-@pytest.fixture(scope="module")
-def server(bed: AgentBed) -> Iterator[ForgeServer]:
-    require_real_server()
-    with ForgeServer(BINARY, path_prefix=[bed.bin_dir]) as srv:
-        yield srv
+def server(agent_server: ForgeServer) -> ForgeServer:
+    """The real server, its coding agents played by ``bed`` (tests/conftest.py)."""
+    return agent_server
 
 
 def raw_route(process_id: str) -> str:

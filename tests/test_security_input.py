@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 import pytest
 from click.testing import CliRunner
 from hostile import (
-    EXE,
     Frames,
     HostileServer,
     RecordingProxy,
@@ -24,6 +23,7 @@ from hostile import (
     forgectl,
     inert,
 )
+from support import EXE
 
 from forgectl import ForgeClient
 from forgectl.cli.main import cli

@@ -19,7 +19,6 @@ import pytest
 from hostile import (
     EVIL,
     EVIL_SHOWN,
-    EXE,
     HEALTH,
     Frames,
     HostileServer,
@@ -31,6 +30,7 @@ from hostile import (
     patches,
     rest,
 )
+from support import EXE
 
 from forgectl.errors import ExitCode
 

@@ -17,19 +17,16 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from forge_server import TERMINAL_STATUSES, ForgeServer
-from forge_testing import real_server
 from ptyrun import PtyRun
+from support import EXE
 
 pytestmark = [pytest.mark.forge, pytest.mark.timeout(120)]
 
-EXE = str(Path(sys.executable).with_name("forgectl"))
 
 #: A setup script: a coloured line, a title change and a screen clear, then exit 3
 #: (a failing setup starts no coding agent).
@@ -42,11 +39,6 @@ COLOURED = (
 SGR = re.compile(r"\x1b\[[0-9;]*m")
 #: Every escape sequence (to measure the text a line shows).
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ForgeServer]:
-    yield from real_server()
 
 
 def why(server: ForgeServer, stderr: str) -> str:
