@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+import support
 from reference_server import (
     PROC_FINISHED,
     PROC_LIVE,
@@ -22,13 +22,20 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.frames import Close, Frame, Opcode
 from websockets.server import ServerProtocol
 
-from forgectl.cli.main import cli
 from forgectl.constants import ENV_TRANSPORT
 from forgectl.diagnostics import Diagnostics
 from forgectl.dialects.base import Decoder, Dialect, Plan, StreamRequest
 from forgectl.errors import ForgeError, StreamLost
 from forgectl.stream import Stream, StreamOptions
-from forgectl.transport import Channel, Endpoint, Route, default_transport, proxy_applies, sansio
+from forgectl.transport import (
+    Channel,
+    Endpoint,
+    Route,
+    default_transport,
+    proxy_applies,
+    sansio,
+    wsclient,
+)
 from forgectl.transport.wsclient import open_websocket
 from forgectl.urls import parse_server
 
@@ -129,25 +136,32 @@ TRANSPORTS = ["sansio", "websockets"]
     ids=["finished-json", "live-json", "raw", "pretty"],
 )
 def test_both_transports_print_the_same(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same command prints the same bytes through either WebSocket client, and
+    each run really went through the one it names (every connection it opened)."""
     opened: list[str] = []
-    real = sansio.open_sansio
+    real_sansio, real_websockets = sansio.open_sansio, wsclient.open_websocket
 
-    async def spy(*a: Any, **k: Any) -> sansio.SansIOChannel:
+    async def via_sansio(*a: Any, **k: Any) -> Channel:
         opened.append("sansio")
-        return await real(*a, **k)
+        return await real_sansio(*a, **k)
 
-    monkeypatch.setattr(sansio, "open_sansio", spy)
+    async def via_websockets(*a: Any, **k: Any) -> Channel:
+        opened.append("websockets")
+        return await real_websockets(*a, **k)
+
+    monkeypatch.setattr(sansio, "open_sansio", via_sansio)
+    monkeypatch.setattr(wsclient, "open_websocket", via_websockets)
     outputs = []
-    for transport in ("", "websockets"):
+    for transport, stack in (("", "sansio"), ("websockets", "websockets")):
         monkeypatch.setenv(ENV_TRANSPORT, transport)  # after conftest's scrub
+        opened.clear()
         with ThreadedReferenceServer(scenario=default_scenario()) as srv:
-            result = CliRunner().invoke(cli, ["--server", srv.url, "--api", "documented", *args])
+            result = support.invoke(srv, *args, api="documented")
         assert result.exit_code == 0, result.stderr
+        assert opened and set(opened) == {stack}, (transport, opened)
         outputs.append(result.stdout)
     assert outputs[0] == outputs[1]
     assert outputs[0]
-    assert opened  # the first run went through the sans-I/O transport, the second not
-    assert len(opened) == len([o for o in opened if o == "sansio"])
 
 
 def test_transport_selection(monkeypatch: pytest.MonkeyPatch) -> None:
