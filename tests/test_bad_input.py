@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+import support
+from click.testing import Result
 from reference_server import (
     ATTEMPT_ID,
     PROC_FINISHED,
@@ -19,8 +20,6 @@ from reference_server import (
     ThreadedReferenceServer,
     default_scenario,
 )
-
-from forgectl.cli.main import cli
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,7 +33,7 @@ def srv() -> Iterator[ThreadedReferenceServer]:
 
 
 def invoke(srv: ThreadedReferenceServer, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--server", srv.url, "--api", "documented", *args])
+    return support.invoke(srv, *args, api="documented")
 
 
 def json_lines(stdout: str) -> list[Any]:
@@ -118,7 +117,7 @@ def test_monitor_skips_objects_without_a_type_and_keeps_unknown_types(
     srv.faults.append(
         Fault(path="/ws/execution-processes", inject=[(1, '{"processId": "x"}'), (2, "oops")])
     )
-    result = CliRunner().invoke(cli, ["--server", srv.url, "monitor", "--json", "--no-reconnect"])
+    result = support.invoke(srv, "monitor", "--json", "--no-reconnect")
     # The event stream never ends: a server close is a lost connection.
     assert result.exit_code == 3
     assert json_lines(result.stdout) == srv.events  # process_paused included

@@ -7,17 +7,16 @@ import copy
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+import support
+from click.testing import Result
 from reference_server import (
     ATTEMPT_ID,
     PROC_FINISHED,
@@ -33,14 +32,11 @@ from reference_server import (
     default_scenario,
 )
 
-from forgectl.cli.main import cli
-
 pytestmark = pytest.mark.timeout(60)
 
 TOKEN = "tok-Zq81-distinctive-7f3e"
 PROC_HOLD = "proc_hold"
 PROC_BUSY = "proc_busy"
-EXE = str(Path(sys.executable).with_name("forgectl"))
 HTML = "<!doctype html><html><head><title>Forge</title></head><body>app</body></html>"
 
 
@@ -76,27 +72,21 @@ def srv() -> Iterator[ThreadedReferenceServer]:
 
 
 def invoke(srv_url: str, *args: str, token: str | None = TOKEN) -> Result:
-    env = {"FORGE_TOKEN": token} if token else {}
-    return CliRunner().invoke(cli, ["--server", srv_url, *args], env=env, catch_exceptions=False)
+    return support.invoke(srv_url, *args, env=token_env(token), catch_exceptions=False)
 
 
 def run_exe(
     srv_url: str, *args: str, token: str | None = TOKEN, timeout: float = 20
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [EXE, "--server", srv_url, *args],
-        env=child_env(token),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return support.run(srv_url, *args, env=token_env(token), timeout=timeout)
+
+
+def token_env(token: str | None = TOKEN) -> dict[str, str]:
+    return {"FORGE_TOKEN": token} if token else {}
 
 
 def child_env(token: str | None = TOKEN) -> dict[str, str]:
-    env = dict(os.environ)
-    if token:
-        env["FORGE_TOKEN"] = token
-    return env
+    return support.child_env(token_env(token))
 
 
 def json_lines(stdout: str) -> list[Any]:
@@ -106,12 +96,6 @@ def json_lines(stdout: str) -> list[Any]:
 def assert_clean_stderr(stderr: str) -> None:
     assert "Traceback" not in stderr
     assert TOKEN not in stderr
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # What each command prints, as JSON values (the server's objects, unchanged).
@@ -210,7 +194,7 @@ def test_follow_tail_on_a_process_that_never_falls_silent(
     though the process writes more often than --settle (the history trickles out)."""
     args = ["--raw"] if raw else ["--json"]
     child = subprocess.Popen(
-        [EXE, "--server", srv.url, "logs", PROC_BUSY, "-f", "--tail", "3", *args],
+        [support.EXE, "--server", srv.url, "logs", PROC_BUSY, "-f", "--tail", "3", *args],
         env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -267,7 +251,7 @@ def test_diff_follow(srv: ThreadedReferenceServer) -> None:
 
 def test_diff_follow_script_until_sigint(srv: ThreadedReferenceServer) -> None:
     child = subprocess.Popen(
-        [EXE, "--server", srv.url, "diff", ATTEMPT_ID, "--follow"],
+        [support.EXE, "--server", srv.url, "diff", ATTEMPT_ID, "--follow"],
         env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -306,7 +290,7 @@ def test_monitor_clirunner_until_ctrl_c(srv: ThreadedReferenceServer) -> None:
 
 def test_monitor_script_json(srv: ThreadedReferenceServer) -> None:
     child = subprocess.Popen(
-        [EXE, "--server", srv.url, "monitor"],
+        [support.EXE, "--server", srv.url, "monitor"],
         env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -352,7 +336,7 @@ def test_exit_codes(
         srv.forbidden_tokens.add("tok-revoked")
         token = "tok-revoked"
     elif case == "refused":
-        url = f"http://127.0.0.1:{free_port()}"
+        url = f"http://127.0.0.1:{support.free_port()}"
     elif case == "html page":
         srv.faults.append(
             Fault(handshake_status=200, handshake_body=HTML, handshake_content_type="text/html")
@@ -398,9 +382,17 @@ def test_open_timeout_is_a_connect_error(srv: ThreadedReferenceServer) -> None:
 
 
 def test_retry_for_waits_for_a_server_that_starts_later() -> None:
-    port = free_port()
+    port = support.free_port()
     child = subprocess.Popen(
-        [EXE, "--server", f"http://127.0.0.1:{port}", "logs", PROC_FINISHED, "--retry-for", "15"],
+        [
+            support.EXE,
+            "--server",
+            f"http://127.0.0.1:{port}",
+            "logs",
+            PROC_FINISHED,
+            "--retry-for",
+            "15",
+        ],
         env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -421,7 +413,7 @@ def test_retry_for_waits_for_a_server_that_starts_later() -> None:
 
 
 def test_retry_for_gives_up() -> None:
-    url = f"http://127.0.0.1:{free_port()}"
+    url = f"http://127.0.0.1:{support.free_port()}"
     started = time.monotonic()
     result = invoke(url, "logs", PROC_FINISHED, "--retry-for", "1.5")
     assert time.monotonic() - started < 4
@@ -453,9 +445,7 @@ def test_verbose_traces_redact_the_token(srv: ThreadedReferenceServer, via: str)
 
 def test_errors_redact_a_token_given_as_a_flag(srv: ThreadedReferenceServer) -> None:
     srv.forbidden_tokens.add(TOKEN + "x")
-    result = CliRunner().invoke(
-        cli, ["-v", "--server", srv.url, "--token", TOKEN + "x", "logs", PROC_FINISHED]
-    )
+    result = support.invoke(srv, "-v", "--token", TOKEN + "x", "logs", PROC_FINISHED)
     assert result.exit_code == 4
     assert TOKEN not in result.stdout + result.stderr
 

@@ -7,18 +7,16 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+import support
 from reference_server import PROC_FINISHED, ThreadedReferenceServer, default_scenario
 
 from forgectl.errors import ExitCode
 
 pytestmark = pytest.mark.timeout(60)
 
-EXE = str(Path(sys.executable).with_name("forgectl"))
 UNREACHABLE = "http://127.0.0.1:9"
 
 
@@ -28,18 +26,18 @@ def srv() -> Iterator[ThreadedReferenceServer]:
         yield server
 
 
-def env(**extra: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("FORGE", "_FORGECTL"))}
-    return {**clean, "FORGE_API": "documented", **extra}
+def env(**extra: str) -> dict[str, str | None]:
+    unset: dict[str, str | None] = {
+        k: None for k in os.environ if k.startswith(("FORGE", "_FORGECTL"))
+    }
+    return {**unset, "FORGE_API": "documented", **extra}
 
 
 def run(
     *args: str | bytes, stdout: int | None = subprocess.DEVNULL, extra: dict[str, str] | None = None
 ) -> tuple[int, str]:
-    done = subprocess.run(
-        [EXE, *args], stdout=stdout, stderr=subprocess.PIPE, env=env(**(extra or {})), timeout=30
-    )
-    return done.returncode, done.stderr.decode("utf-8", "replace")
+    done = support.run(None, *args, stdout=stdout, env=env(**(extra or {})))
+    return done.returncode, done.stderr
 
 
 def one_error_line(stderr: str) -> str:
@@ -75,16 +73,11 @@ def test_help_into_a_full_stdout_is_exit_8(args: list[str]) -> None:
 
 
 def test_a_closed_stdout_is_exit_8(srv: ThreadedReferenceServer) -> None:
-    done = subprocess.run(
-        [EXE, "-s", srv.url, "logs", PROC_FINISHED],
-        stderr=subprocess.PIPE,
-        env=env(),
-        timeout=30,
-        pass_fds=(),
-        preexec_fn=lambda: os.close(1),
+    done = support.run(
+        srv, "logs", PROC_FINISHED, stdout=None, env=env(), preexec_fn=lambda: os.close(1)
     )
     assert done.returncode == ExitCode.OUTPUT
-    assert "stdout is closed" in one_error_line(done.stderr.decode())
+    assert "stdout is closed" in one_error_line(done.stderr)
 
 
 @pytest.mark.parametrize("group", [[], ["auth"]])
@@ -155,13 +148,7 @@ def test_empty_or_conflicting_choices_are_usage_errors(args: list[str], says: st
 
 
 def test_timestamps_prefix_pretty_log_lines(srv: ThreadedReferenceServer) -> None:
-    done = subprocess.run(
-        [EXE, "-s", srv.url, "logs", PROC_FINISHED, "--pretty", "-t", "--color", "never"],
-        capture_output=True,
-        text=True,
-        env=env(),
-        timeout=30,
-    )
+    done = support.run(srv, "logs", PROC_FINISHED, "--pretty", "-t", "--color", "never", env=env())
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == len(srv.processes[PROC_FINISHED].logs)

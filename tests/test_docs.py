@@ -17,6 +17,7 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
+from support import free_port
 
 from forgectl.cli.complete import DEADLINE, complete_attempt_id, complete_process_id
 from forgectl.cli.main import cli
@@ -278,12 +279,6 @@ def test_bash_completes_commands_options_and_choices(words: str, expected: set[s
     assert got == expected, words
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _context(*args: str) -> click.Context:
     """The context click builds while completing ``forgectl ARGS... <incomplete>``
     (the same helper click's ShellComplete uses)."""
@@ -299,7 +294,7 @@ PARAM = click.Argument(["x"])
 def test_id_completion_is_empty_and_quick_without_a_server(
     complete: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FORGE_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("FORGE_URL", f"http://127.0.0.1:{free_port()}")
     start = time.monotonic()
     assert complete(_context("logs"), PARAM, "") == []
     assert time.monotonic() - start < DEADLINE + 0.5

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from click.testing import CliRunner
+import support
 from keyring_backends import MemoryKeyring
 from reference_server import (
     ATTEMPT_ID,
@@ -33,7 +33,6 @@ from reference_server import (
 )
 
 from forgectl import ForgeClient
-from forgectl.cli.main import cli
 from forgectl.constants import MAX_MESSAGE_SIZE
 from forgectl.credentials import keyring_set
 from forgectl.errors import (
@@ -60,7 +59,7 @@ def srv() -> Iterator[ThreadedReferenceServer]:
 
 
 def cli_json(url: str, *args: str) -> list[dict[str, object]]:
-    result = CliRunner().invoke(cli, ["-s", url, *args, "--json"])
+    result = support.invoke(url, *args, "--json")
     assert result.exit_code == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -164,8 +163,8 @@ async def test_monitor_until_idle_ends_by_itself(srv: ThreadedReferenceServer) -
     assert [e.to_dict() for e in got] == srv.events[: len(got)]
     assert got[0].type == "process_started"
     assert any(e.is_terminal for e in got)
-    args = ["-s", srv.url, "monitor", "--until-idle", "--settle", "0.2"]
-    result = await asyncio.to_thread(CliRunner().invoke, cli, args)
+    args = ["monitor", "--until-idle", "--settle", "0.2"]
+    result = await asyncio.to_thread(support.invoke, srv, *args)
     assert result.exit_code == 0, result.stderr
 
 
@@ -175,9 +174,7 @@ async def test_wait_returns_what_exit_status_exits_with(srv: ThreadedReferenceSe
     first_end = next(e for e in srv.events if e["type"] in ("process_completed", "process_failed"))
     assert code == first_end["exitCode"] == 0
     result = await asyncio.to_thread(
-        CliRunner().invoke,
-        cli,
-        ["-s", srv.url, "monitor", "--process", PROC_FINISHED, "--exit-status"],
+        support.invoke, srv, "monitor", "--process", PROC_FINISHED, "--exit-status"
     )
     assert result.exit_code == code, result.stderr
     srv.wait_all_done()
@@ -398,7 +395,7 @@ def test_exit_codes_carry_their_meaning() -> None:
     summary = ExitCode.summary()
     for member in ExitCode:
         assert f"{int(member)} {member.label}" in summary
-    help_text = " ".join(CliRunner().invoke(cli, ["--help"]).output.split())
+    help_text = " ".join(support.invoke(None, "--help").output.split())
     assert summary in help_text
 
 

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import keyring
 import pytest
-from click.testing import CliRunner, Result
+import support
+from click.testing import Result
 from keyring.backends import fail
 from keyring_backends import MemoryKeyring
 from reference_server import PROC_FINISHED, Fault, ThreadedReferenceServer, default_scenario
 
 from forgectl import credentials
-from forgectl.cli.main import cli
 from forgectl.constants import KEYRING_SERVICE
 
 TOKEN = "tok-SECRET-9f3b2c"
@@ -42,7 +42,7 @@ def server() -> Iterator[ThreadedReferenceServer]:
 
 
 def invoke(args: list[str], token: str | None = TOKEN, **env: str) -> Result:
-    result = CliRunner().invoke(cli, args, input=None if token is None else token + "\n", env=env)
+    result = support.invoke(None, *args, input=None if token is None else token + "\n", env=env)
     assert TOKEN not in result.stdout
     assert TOKEN not in result.stderr
     return result
@@ -197,14 +197,7 @@ def test_insecure_warns(memory_keyring: MemoryKeyring) -> None:
 def run(
     args: list[str], env: dict[str, str], stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(FORGECTL), *args],
-        input=stdin,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = support.run(None, *args, input=stdin, env=env, timeout=60)
     assert TOKEN not in result.stdout
     assert TOKEN not in result.stderr
     return result

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+import support
+from click.testing import Result
 from faultproxy import FaultProxy, ThreadedFaultProxy
 from reference_server import (
     PROC_FINISHED,
@@ -25,7 +26,6 @@ from reference_server import (
 )
 
 from forgectl import ForgeClient
-from forgectl.cli.main import cli
 from forgectl.diagnostics import Diagnostics
 from forgectl.stream import StreamOptions
 
@@ -55,7 +55,7 @@ def srv() -> Iterator[ThreadedReferenceServer]:
 
 
 def invoke(url: str, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--server", url, "--api", "documented", *args])
+    return support.invoke(url, *args, api="documented")
 
 
 def json_lines(stdout: str) -> list[Any]:
@@ -197,9 +197,7 @@ def test_never_retried_after_a_loss(
     answer.path = FINISHED_PATH
     srv.faults.append(answer)
     srv.faults.append(Fault(path=FINISHED_PATH, handshake_status=503, times=None))
-    result = CliRunner().invoke(
-        cli, ["--server", srv.url, "--api", api, "logs", PROC_FINISHED, "--follow"]
-    )
+    result = support.invoke(srv, "logs", PROC_FINISHED, "--follow", api=api)
     assert result.exit_code == code, result.stderr
     assert len([r for r in srv.connections if r.path == FINISHED_PATH]) == 2
     assert len(notes(result.stderr)) == 1  # the loss itself, then no retry

@@ -12,10 +12,8 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from reference_server import (
@@ -26,6 +24,7 @@ from reference_server import (
     ThreadedReferenceServer,
     default_scenario,
 )
+from support import EXE
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -34,7 +33,6 @@ pytestmark = pytest.mark.timeout(20)
 #: (1.17 s was measured beside a CPU hog).
 PROMPT = 3.0
 
-EXE = str(Path(sys.executable).with_name("forgectl"))
 TOKEN = "tok-sig-5b2d-distinctive"
 PROC_HOLD = "proc_hold"
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+import support
+from click.testing import Result
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,7 +33,6 @@ from cryptography.x509.oid import NameOID
 from hostile import RecordingProxy, clean_env, forgectl
 from websockets.server import ServerProtocol
 
-from forgectl.cli.main import cli
 from forgectl.constants import ENV_TRANSPORT
 from forgectl.errors import ExitCode, FatalConnectError
 from forgectl.transport import Endpoint, rest
@@ -186,9 +186,7 @@ def invoke(
     url: str, *args: str, transport: str | None = None, logs: tuple[str, ...] = ()
 ) -> Result:
     env = {ENV_TRANSPORT: transport} if transport else {}
-    return CliRunner().invoke(
-        cli, ["--server", url, "--api", "documented", *args, "logs", "p1", *logs], env=env
-    )
+    return support.invoke(url, *args, "logs", "p1", *logs, api="documented", env=env)
 
 
 def one_error_line(result: Result) -> str:
