@@ -4,6 +4,10 @@
 # Installs what it needs (tests/bootstrap.sh), checks lint and types, then runs
 # pytest inside a private network namespace, where the tests start the real
 # Forge server and the reference servers on 127.0.0.1.
+#
+# Test files run side by side (pytest-xdist), each on one worker so that a module's
+# server is started once: FORGECTL_TEST_WORKERS of them (default: two per CPU, as
+# the tests mostly wait). FORGECTL_TEST_WORKERS=0 runs everything in this process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/bootstrap.sh
@@ -13,4 +17,9 @@ cd "$(dirname "$0")/.."
 "$venv/bin/mypy"
 
 export PATH="$PWD/$venv/bin:$PATH"
-in_private_netns "$venv/bin/python" -m pytest "$@"
+workers=${FORGECTL_TEST_WORKERS:-$(($(nproc) * 2))}
+parallel=()
+if [ "$workers" != 0 ]; then
+    parallel=(-n "$workers" --dist loadfile)
+fi
+in_private_netns "$venv/bin/python" -m pytest "${parallel[@]}" "$@"
