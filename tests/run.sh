@@ -5,9 +5,10 @@
 # pytest inside a private network namespace, where the tests start the real
 # Forge server and the reference servers on 127.0.0.1.
 #
-# Test files run side by side (pytest-xdist), each on one worker so that a module's
-# server is started once: FORGECTL_TEST_WORKERS of them (default: two per CPU, as
-# the tests mostly wait). FORGECTL_TEST_WORKERS=0 runs everything in this process.
+# Test files run side by side (pytest-xdist), each file on one worker so that a
+# module's server starts once: FORGECTL_TEST_WORKERS of them (default: two per CPU,
+# as the tests mostly wait; 0 runs everything in this process). Not --dist loadgroup:
+# with pytest 9.2 it no longer groups anything (pytest-xdist issue 1386).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/bootstrap.sh
