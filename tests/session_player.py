@@ -25,7 +25,7 @@ from agents import AgentBed, Script
 from forge_bed import Cli, WsFollower, ops, wait_for
 from forge_server import TERMINAL_STATUSES, ForgeServer
 from ptyrun import PtyRun
-from support import EXE
+from support import EXE, note
 
 
 @dataclass
@@ -121,6 +121,10 @@ def play(
     plain = WsFollower(server.ws_url, route)
     as_json = Cli(server.url, "logs", pid, "-f", "--json")
     pretty = PtyRun([EXE, "-s", server.url, "logs", pid, "-f", "--color", "never"])
+    note(
+        f"forgectl -s {server.url} logs {pid} -f (on a terminal): stderr",
+        lambda: pretty.stderr,
+    )
     try:
         wait_for(lambda: plain.frames, 30, f"the first entry ({bed.failures()})")
         wait_for(as_json.json_lines, 30, "forgectl --json to print the first entry")

@@ -29,7 +29,7 @@ from agents import AgentBed, claude_approvals, codex, gemini
 from agents.oracle import diff_lines, lost
 from forge_server import ForgeServer
 from session_player import Played, Rule, call_is, demo_session, play, status_of, tool_of
-from support import EXE
+from support import EXE, note
 
 from forgectl.dialects.forge.schema import entry_line
 
@@ -161,6 +161,7 @@ def readme_recipes(server: ForgeServer, process_id: str) -> None:
             env=env,
             timeout=60,
         )
+        note(f"{recipe} (exit {done.returncode}): stderr", done.stderr)
         assert done.returncode == 0, (recipe, done.stderr)
         out.append(done.stdout.splitlines())
     commands, failed, edits = out
