@@ -8,7 +8,7 @@ import json
 
 import orjson
 import pytest
-from click.testing import CliRunner
+import support
 from reference_server import (
     ATTEMPT_ID,
     PROC_FINISHED,
@@ -24,7 +24,6 @@ from reference_server import (
 )
 
 from forgectl import ExitCode, ForgeClient, ForgeError
-from forgectl.cli.main import cli
 from forgectl.events import DiffUpdate, LogEntry, ProcessEvent, RawChunk
 
 pytestmark = pytest.mark.timeout(30)
@@ -40,9 +39,7 @@ async def collect_logs(url: str) -> list[LogEntry]:
 def test_stream_logs_normalized_matches_the_cli_json() -> None:
     with ThreadedReferenceServer(token=TOKEN, scenario=default_scenario()) as srv:
         logs = asyncio.run(collect_logs(srv.url))
-        result = CliRunner().invoke(
-            cli, ["--server", srv.url, "--token", TOKEN, "logs", PROC_FINISHED, "--json"]
-        )
+        result = support.invoke(srv, "--token", TOKEN, "logs", PROC_FINISHED, "--json")
     assert all(isinstance(log, LogEntry) for log in logs)
     assert [log.to_dict() for log in logs] == srv.processes[PROC_FINISHED].logs
     info = logs[1]

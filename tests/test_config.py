@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import support
 from click.testing import CliRunner
 
 from forgectl.cli.main import cli
@@ -142,7 +143,7 @@ def test_unknown_profile_lists_the_known_ones() -> None:
 
 def test_cli_unknown_profile_is_one_line_and_exit_2() -> None:
     write_config(CONFIG)
-    result = CliRunner().invoke(cli, ["--profile", "nope", "auth", "status"])
+    result = support.invoke(None, "--profile", "nope", "auth", "status")
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
@@ -151,7 +152,7 @@ def test_cli_unknown_profile_is_one_line_and_exit_2() -> None:
 
 def test_cli_bad_config_is_exit_2() -> None:
     write_config("this is = = not toml\n")
-    result = CliRunner().invoke(cli, ["auth", "status"])
+    result = support.invoke(None, "auth", "status")
     assert result.exit_code == 2
     assert "invalid TOML" in result.stderr
 
@@ -196,6 +197,6 @@ def test_profile_token_file(tmp_path: Path) -> None:
 
 def test_missing_token_file_is_a_clean_error(tmp_path: Path) -> None:
     write_config(f'[profiles.default]\ntoken_file = "{tmp_path / "absent"}"\n')
-    result = CliRunner().invoke(cli, ["auth", "status"])
+    result = support.invoke(None, "auth", "status")
     assert result.exit_code == 2
     assert "cannot read token_file" in result.stderr

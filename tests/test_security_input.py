@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from click.testing import CliRunner
+import support
 from hostile import (
     Frames,
     HostileServer,
@@ -26,7 +26,6 @@ from hostile import (
 from support import EXE
 
 from forgectl import ForgeClient
-from forgectl.cli.main import cli
 from forgectl.errors import ExitCode, UsageError
 
 pytestmark = pytest.mark.timeout(60)
@@ -85,8 +84,7 @@ def test_an_id_that_is_not_one_is_a_usage_error_before_anything_is_sent(
     srv.seen.clear()
     proxy.received.clear()
     monkeypatch.setenv("HTTP_PROXY", proxy.url)  # a proxy would normalize "..": none sees it
-    args = ["-s", srv.url, "--api", api, *command(ident), "--no-reconnect"]
-    result = CliRunner().invoke(cli, args)
+    result = support.invoke(srv, *command(ident), "--no-reconnect", api=api)
     assert result.exit_code == ExitCode.USAGE, result.stderr
     assert srv.seen == [] and proxy.received == []
     assert "is not" in result.stderr or "cannot be empty" in result.stderr
