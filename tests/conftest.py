@@ -166,6 +166,43 @@ def start_forge_server(forge_binary: Path) -> Iterator[Callable[..., ForgeServer
         server.close()
 
 
+# -- side by side (pytest-xdist, tests/run.sh) --------------------------------------------
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``-n N`` (``--dist load``): the tests of a module that uses the real
+    server go to one worker together, so its module fixtures (the server, the
+    scenarios on it) are made once; every other test goes wherever a worker is free.
+    (``--dist loadgroup`` would say so with marks, but with pytest 9.2 it groups
+    nothing: pytest-xdist issue 1386.)"""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class RealServerModulesTogether(LoadScopeScheduling):  # type: ignore[misc]
+        """A module is one unit when its source marks tests ``forge`` (the scheduler
+        sees node ids only); any other test is a unit of its own. Biggest units are
+        handed out first (``--loadscope-reorder``, the default)."""
+
+        def __init__(self, config: pytest.Config, log: Any) -> None:
+            super().__init__(config, log)
+            self._together: dict[str, bool] = {}
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            if module not in self._together:
+                path = config.rootpath / module
+                try:
+                    source = path.read_text(encoding="utf-8")
+                except OSError:
+                    source = ""
+                self._together[module] = "pytest.mark.forge" in source
+            return module if self._together[module] else nodeid
+
+    return RealServerModulesTogether(config, log)
+
+
 # -- markers: the fast layer must not start the binary --------------------------------------
 
 _current: list[pytest.Item] = []  # the test being run (setup, call, teardown)

@@ -5,10 +5,10 @@
 # pytest inside a private network namespace, where the tests start the real
 # Forge server and the reference servers on 127.0.0.1.
 #
-# Test files run side by side (pytest-xdist), each file on one worker so that a
-# module's server starts once: FORGECTL_TEST_WORKERS of them (default: two per CPU,
-# as the tests mostly wait; 0 runs everything in this process). Not --dist loadgroup:
-# with pytest 9.2 it no longer groups anything (pytest-xdist issue 1386).
+# Tests run side by side (pytest-xdist) on FORGECTL_TEST_WORKERS workers (default:
+# two per CPU, as the tests mostly wait; 0 runs everything in this process). The
+# tests of a real-server module stay on one worker, so that its server starts once
+# (tests/conftest.py, pytest_xdist_make_scheduler).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/bootstrap.sh
@@ -21,6 +21,6 @@ export PATH="$PWD/$venv/bin:$PATH"
 workers=${FORGECTL_TEST_WORKERS:-$(($(nproc) * 2))}
 parallel=()
 if [ "$workers" != 0 ]; then
-    parallel=(-n "$workers" --dist loadfile)
+    parallel=(-n "$workers")
 fi
 in_private_netns "$venv/bin/python" -m pytest "${parallel[@]}" "$@"
