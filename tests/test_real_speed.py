@@ -299,6 +299,69 @@ def test_a_joiner_that_loses_ops_at_the_switch_to_live_is_healed(hostile: Hostil
             joiner.kill()
 
 
+@pytest.mark.parametrize("entries", [30, 80], ids=["ends-during-the-check", "goes-on"])
+def test_a_check_whose_copy_comes_late_still_heals_the_join(
+    hostile: HostileForge, entries: int
+) -> None:
+    """As above, with one follower, and the second reading's copy of the history slow
+    to come (1.5 s, longer than the first-frame wait, as on a loaded machine). The
+    check must read on until its copy has every entry the follower had, not take the
+    late copy for an empty one; and an entry it heals after the stream has ended is
+    printed all the same. (Both left the entry lost at the join out, and said
+    nothing.) A new entry every 50 ms: 30 end before the copy comes, 80 go on."""
+    feed: list[str] = []
+    produced = asyncio.Event()
+    finished = {"done": False}
+    calls = {"n": 0}
+
+    async def produce() -> None:
+        for i in range(entries):
+            feed.append(patch_add(i, normalized(f"entry {i}")))
+            produced.set()
+            await asyncio.sleep(0.05)
+        finished["done"] = True
+        produced.set()
+
+    async def logs(ws: RawWs, _: re.Match[str]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:  # the follower joins live: entry 10 reaches no one...
+            asyncio.get_running_loop().create_task(produce())
+            while len(feed) < 12:
+                produced.clear()
+                await asyncio.wait_for(produced.wait(), 5)
+            sent = 0
+            for text in feed[:10]:
+                await ws.send_text(text)
+            sent = 11  # ...it is in the history of any later connection
+        else:  # the check: its copy (taken now) comes late
+            copy = len(feed)
+            await asyncio.sleep(1.5)
+            for text in feed[:copy]:
+                await ws.send_text(text)
+            sent = copy
+        while not ws.closed.is_set():
+            while sent < len(feed):
+                await ws.send_text(feed[sent])
+                sent += 1
+            if finished["done"]:
+                await ws.send_text('{"finished":true}')
+                await ws.hold(10)
+                return
+            produced.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(produced.wait(), 0.5)
+
+    hostile.route(rf"/api/execution-processes/{PROC}/normalized-logs/ws", logs)
+    cli = Cli(hostile.url, "--api", "forge", "logs", PROC, "--follow", "--json")
+    try:
+        assert cli.wait(20) == 0, hostile_context(hostile, cli)
+        assert calls["n"] >= 2, "no second reading"
+        got = {i: e["message"] for i, e in reduce_forgectl(cli.json_lines()).items()}
+        assert got == {i: f"entry {i}" for i in range(entries)}, f"stderr: {cli.stderr!r}"
+    finally:
+        cli.kill()
+
+
 # -- fast script processes ---------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ import math
 import time
 from array import array
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any
 
@@ -639,7 +639,7 @@ class ForgeLogsDecoder(_EntriesDecoder):
         if self.tracking is None or self.done:
             self.tracking = None
             return None
-        return LogVerifier()
+        return LogVerifier(lambda: self.emitted)
 
     def check_abandoned(self) -> list[Event]:
         self.tracking = None  # the next connection is checked afresh
@@ -666,13 +666,18 @@ class ForgeLogsDecoder(_EntriesDecoder):
                     self.emitted_to(index + 1)
             self._healed_by(check)
         self._report_gaps()
+        if self.done:  # the stream has ended (finish() is past): nothing to wait for
+            out.extend(self.quiet())
         return out
 
     def _healed_by(self, check: LogVerifier) -> None:
-        """Indices the later copy does not have either were never the server's."""
+        """Indices the later copy does not have either were never the server's; past
+        the copy's last entry it says nothing (it was cut short): those stay gaps."""
         top = max(check.last, default=-1)
         self.gaps = [
-            (a, b) for a, b in self.gaps if any(i in check.last for i in range(a, min(b, top + 1)))
+            (a, b)
+            for a, b in self.gaps
+            if b > top + 1 or any(i in check.last for i in range(a, min(b, top + 1)))
         ]
 
     def _report_gaps(self) -> None:
@@ -875,17 +880,29 @@ class ForgeLogsDecoder(_EntriesDecoder):
 class LogVerifier:
     """Reads a second connection's copy of the history for :meth:`ForgeLogsDecoder.verified`:
     the last value of each entry, and every frame it had (to tell whether the
-    first connection's latest frame for an entry came before that copy or after)."""
+    first connection's latest frame for an entry came before that copy or after).
 
-    def __init__(self) -> None:
+    Once that copy's history seems over (by how its link behaves), it is read on
+    until it has every entry the first connection had by then: a copy that is slow
+    to come (a loaded machine) is not an empty one, and the entry the first lost at
+    its join is among those.
+    """
+
+    def __init__(self, reached: Callable[[], int] = lambda: 0) -> None:
         self.last: dict[int, dict[str, Any]] = {}
         #: how many versions of each entry the copy had
         self.versions: Counter[int] = Counter()
         self.frames: set[int] = set()
         self.finished = False
+        #: how many entries the first connection has (gaps included)
+        self.reached = reached
+        self.target: int | None = None
 
     def needs_more(self) -> bool:
-        return False  # frames both connections saw tell which one is ahead
+        # Past the target, frames both connections saw tell which one is ahead.
+        if self.target is None:
+            self.target = self.reached()
+        return not self.finished and max(self.last, default=-1) + 1 < self.target
 
     def feed(self, frame: bytes | str) -> None:
         try:
