@@ -18,10 +18,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from click.testing import CliRunner
+import support
 from reference_server import PROC_FINISHED, ThreadedReferenceServer, default_scenario
 
-from forgectl.cli.main import cli
 from forgectl.constants import ENV_SERVER
 
 PROCESS = "8c1e0000-0000-4000-8000-000000000001"
@@ -100,7 +99,7 @@ def http_server() -> Iterator[str]:
 
 
 def _run(url: str, api: str, command: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["--server", url, "--api", api, *COMMANDS[command]])
+    result = support.invoke(url, *COMMANDS[command], api=api)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -146,12 +145,10 @@ def test_an_unknown_id_on_a_documented_server_is_still_not_found() -> None:
     server one more connection (to its monitor route), and keeps exit 5."""
     with ThreadedReferenceServer(scenario=default_scenario()) as srv:
         for api in ("auto", "documented"):
-            result = CliRunner().invoke(
-                cli, ["--server", srv.url, "--api", api, "logs", "proc_nope"]
-            )
+            result = support.invoke(srv, "logs", "proc_nope", api=api)
             line = _one_line(result.stderr)
             assert result.exit_code == 5, line
             assert "not found" in line
         # and a known one is untouched by it
-        result = CliRunner().invoke(cli, ["--server", srv.url, "logs", PROC_FINISHED])
+        result = support.invoke(srv, "logs", PROC_FINISHED)
         assert result.exit_code == 0, result.stderr
