@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forgectl.stream.history import CUT, Boundary, SettledHistory, TailHistory
+from forgectl.stream.history import CAP, CUT, Boundary, SettledHistory, TailHistory
 
 MS = 0.001
 SETTLE = 0.5
@@ -61,7 +61,7 @@ def run(rule: type[Boundary], batches: list[Batch], *, then_quiet: float = 5.0) 
         since, now = now, history.due()
         take(history.wait(since, now))
     take(history.flush())
-    return Result(cut_at, decided, fed, number)
+    return Result(cut_at, decided, fed, number, getattr(history, "capped", 0.0))
 
 
 @dataclass
@@ -70,6 +70,7 @@ class Result:
     decided: float | None  # when (seconds after opening)
     fed: list[int]  # frames fed, in order
     total: int
+    capped: float = 0.0  # the settled rule's cap ended it (its seconds)
 
     def contiguous(self) -> bool:
         return self.fed == list(range(self.total))
@@ -198,6 +199,17 @@ def test_tail_waits_while_a_big_history_is_being_read() -> None:
     result = run(TailHistory, [*history, *live(50, 10 * MS)])
     assert result.cut == 300 * 100
     assert result.contiguous()
+
+
+def test_settled_ends_at_the_cap_when_the_client_never_waits() -> None:
+    """A client starved of CPU finds live lines waiting at every read, as if they were
+    a history: it ends anyway, at the cap, and says it was the cap."""
+    starved = [Batch(0.0, 20, work=20 * MS) for _ in range(600)]  # 12 s, never waiting
+    result = run(SettledHistory, starved)
+    assert result.decided is not None and CAP <= result.decided <= CAP + 0.05
+    assert result.capped == CAP and result.contiguous()
+    usual = run(SettledHistory, [Batch(0, 500), *live(300, 10 * MS)])
+    assert usual.decided is not None and usual.decided < CAP and not usual.capped
 
 
 def test_settled_a_big_frame_arriving_is_not_silence() -> None:

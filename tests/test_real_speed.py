@@ -58,6 +58,7 @@ from hostile_forge import (
 )
 
 from forgectl.errors import ExitCode
+from forgectl.stream.history import CAP
 
 pytestmark = [pytest.mark.forge, pytest.mark.realspeed, pytest.mark.timeout(120)]
 
@@ -440,14 +441,20 @@ def test_logs_without_follow_returns_promptly_on_a_fast_producer(
         wait_for(lambda: stdout_lines(baseline) >= 20, 20, "20 lines of history")
         history = stdout_lines(baseline)
         cli = Cli(server.url, "logs", dev.process_id, "--json")
-        code = cli.wait(RETURN_WITHIN)
+        # Within about 2 s; on a machine so busy that forgectl never finds its
+        # socket idle, at the history cap, saying so (forgectl/stream/history.py).
+        code = cli.wait(RETURN_WITHIN + CAP)
         elapsed = time.monotonic() - cli.started
         printed = cli.count()
+        capped = "never went quiet" in cli.stderr
         print(
             f"real speed: rate={rate}/s history>={history} returned={code is not None} "
-            f"after={elapsed:.2f}s printed={printed}"
+            f"after={elapsed:.2f}s printed={printed} capped={capped}"
         )
-        assert code == 0, f"still running after {RETURN_WITHIN} s; " + context(server, cli)
+        assert code == 0, f"still running after {RETURN_WITHIN + CAP} s; " + context(server, cli)
+        assert elapsed <= RETURN_WITHIN or capped, (
+            f"{elapsed:.1f} s, and not at the cap; " + context(server, cli)
+        )
         got = numbers([e["message"] for e in cli.json_lines() if e["source"] == "stdout"])
         assert got[:history] == list(range(1, history + 1)), "the history is incomplete"
         assert got == sorted(set(got))

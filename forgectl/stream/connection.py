@@ -317,6 +317,13 @@ class Connection:
             if self.finished:
                 return
             if batch is CUT:
+                capped = getattr(self.history, "capped", None)
+                if capped:
+                    self.diag.warning(
+                        "the stream never went quiet (a machine too busy to keep up, or a "
+                        f"history still arriving): what came in its first {capped:g} s is "
+                        "taken for the history; --follow reads on"
+                    )
                 self.history = None
                 self._cut = True
                 holding = self.decoder.holding()

@@ -67,6 +67,10 @@ DENSE_PACE = 0.001
 WINDOW = 0.05
 #: Bytes arriving in a window (or while waiting for a batch) that make it busy.
 BUSY_BYTES = 32 * 1024
+#: The settled rule's history is over at the latest this long after its first frame
+#: (or ``CAP_SETTLES`` times ``settle``, if longer), busy or not: see SettledHistory.
+CAP = 6.0
+CAP_SETTLES = 12
 
 
 #: Where the history ends, among the batches a :class:`Boundary` hands back
@@ -147,6 +151,13 @@ class SettledHistory(Boundary):
     frames that came until then are all taken: a late end only adds what was
     logged meanwhile. Junk, a frame trickling in, a producer at any pace the
     client keeps up with, leave no busy window: it returns within about a second.
+
+    A client starved of CPU (a machine far busier than its cores) finds data
+    waiting at every read, live output too, and cannot tell it from a history: no
+    window is ever idle. So the history is over at the latest :data:`CAP` seconds
+    after its first frame (``CAP_SETTLES × settle`` if longer), and :attr:`capped`
+    says so (the caller warns: a history still arriving then, over a slow link,
+    would be cut short there).
     """
 
     def __init__(self, opened_at: float, settle: float, first_wait: float) -> None:
@@ -155,13 +166,25 @@ class SettledHistory(Boundary):
         self._waited = 0.0
         self._received = 0
         self._busy_until = 0.0  # the end of the last busy window
+        #: the history was ended by the cap, not by a quiet link: the cap's seconds
+        self.capped = 0.0
 
     def due(self) -> float:
         if self.over:
             return math.inf
         if self.first_at is None:
             return self.first_due()
-        return max(self.first_at + 2 * self.settle, self._busy_until + self.settle)
+        settled = max(self.first_at + 2 * self.settle, self._busy_until + self.settle)
+        return min(settled, self._cap())
+
+    def _cap(self) -> float:
+        assert self.first_at is not None
+        return self.first_at + max(CAP, CAP_SETTLES * self.settle)
+
+    def _end(self, out: Batches) -> None:
+        if self.first_at is not None and self.due() >= self._cap():
+            self.capped = max(CAP, CAP_SETTLES * self.settle)
+        super()._end(out)
 
     def batch(self, arrived: float, waited: float, received: int, frames: list[bytes]) -> Batches:
         if self.over:
