@@ -91,7 +91,8 @@ class Decoder:
     #: so the driver's timing rule is not needed.
     knows_history: bool = False
     #: Where the history ends must be found by the driver for this decoder even
-    #: when no command asks for it: "early" or "late" (see stream/history.py).
+    #: when no command asks for it: "early", "late", or "events" (early, for a
+    #: stream whose live events come in bursts: see stream/history.py).
     history_rule: str | None = None
     #: The stream's process had ended when the stream was planned: all of what
     #: comes is history, so where it ends is judged late, never early (and

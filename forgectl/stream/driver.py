@@ -212,11 +212,19 @@ class Stream:
             history: Boundary | None = None
             if (history_owed or decoder.history_rule) and not decoder.knows_history:
                 # A process that had ended sends nothing live: all of it is history.
+                rule_name = decoder.history_rule
                 early = not decoder.ended and (
-                    decoder.history_rule == "early" or (options.tail_history and not settle)
+                    rule_name in ("early", "events") or (options.tail_history and not settle)
                 )
-                rule = TailHistory if early else SettledHistory
-                history = rule(opened_at, options.settle, options.first_frame_wait)
+                if early:
+                    history = TailHistory(
+                        opened_at,
+                        options.settle,
+                        options.first_frame_wait,
+                        bursts=rule_name == "events",
+                    )
+                else:
+                    history = SettledHistory(opened_at, options.settle, options.first_frame_wait)
             if self._waiting_said and connections == 0:
                 decoder.appeared()
             connections += 1

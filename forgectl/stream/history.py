@@ -229,8 +229,13 @@ class TailHistory(Boundary):
     """The end of the history, early rather than late: for ``--follow --tail``,
     where a late cut would move live lines into the tail and out of the output."""
 
-    def __init__(self, opened_at: float, settle: float, first_wait: float) -> None:
+    def __init__(
+        self, opened_at: float, settle: float, first_wait: float, *, bursts: bool = False
+    ) -> None:
         super().__init__(opened_at, settle, first_wait)
+        #: live output comes in bursts (an event stream: one change is several ops
+        #: at once), so after a candidate cut only a backlog rejects it
+        self.bursts = bursts
         self.last_at = opened_at
         #: the batches from the candidate cut on, held
         self._held: deque[list[bytes]] = deque()
@@ -289,7 +294,8 @@ class TailHistory(Boundary):
             # and live events come in quick pairs too (a task and its process, a
             # line and the next); only a backlog says the history was just slow.
             paced = max(FLOOR, mean * RATIO) if self._count else FIRST_FLOOR
-            if dense or (waited < paced and not self._cand_empty):
+            loose = self._cand_empty or self.bursts  # only a backlog rejects it
+            if dense or (waited < paced and not loose):
                 self._sum += self._cand_gap + waited
                 self._count += len(frames) + 1
                 self._cand_at = None
@@ -297,7 +303,7 @@ class TailHistory(Boundary):
                 self._held.clear()
                 out.append(frames)
                 return out
-            if waited >= RATIO * self._cand_gap and not self._cand_empty:
+            if waited >= RATIO * self._cand_gap and not loose:
                 # A far longer wait: that one was a pause within the history, this
                 # is the candidate now.
                 self._sum += self._cand_gap

@@ -42,7 +42,9 @@ class ForgeMonitorDecoder(PatchDecoder):
         self.in_snapshot = False
         self.pending: dict[str, dict[str, Any]] = {}
         if sse:
-            self.history_rule = "early"
+            # One change of a process is several table ops at once (its task, its
+            # attempt, the process): live events come in bursts
+            self.history_rule = "events"
         else:
             self.knows_history = True  # the attempt stream's first frame is its snapshot
 
