@@ -736,7 +736,7 @@ def test_sse_replay_is_history_until_the_driver_says_it_ended() -> None:
     replay = sse_frames("sse_events_after.txt")
     decoder = ForgeMonitorDecoder(Said().diag, history=False, sse=True, attempt=None)
     decoder.connected()
-    assert decoder.history_rule == "early" and not decoder.knows_history
+    assert decoder.history_rule == "events" and not decoder.knows_history
     assert feed(decoder, replay) == []  # all of it ended before the stream opened
     assert list(decoder.history_over()) == []
     fresh = ForgeMonitorDecoder(Said().diag, history=False, sse=True, attempt=None)
