@@ -51,11 +51,16 @@ _CLOCK_WIDTH = len("00:00:00 ")
 def in_foreground(stream: Any) -> bool:
     """Whether ``stream``'s terminal has this process's group in the foreground: not
     a job run with ``&``, or stopped and resumed with ``bg``, which shares it. True
-    when it cannot tell (the terminal is not the controlling one)."""
+    unless it can tell: the terminal is this process's controlling one (else asking
+    fails) and a group that exists, not ours, has it."""
     try:
-        return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
+        group = os.tcgetpgrp(stream.fileno())
+        if group == os.getpgrp():
+            return True
+        os.killpg(group, 0)  # no such group: nobody has the terminal
     except (OSError, AttributeError, ValueError):
         return True
+    return False
 
 
 def make_console(out: BinaryIO, color: str) -> Console:
