@@ -436,6 +436,21 @@ def _key(value: dict[str, Any]) -> tuple[Any, Any]:
     return value.get("type"), value.get("content")
 
 
+def _check_frame(frame: bytes | str) -> tuple[list[Any] | None, bool]:
+    """A second copy's frame: its JSON Patch ops (None for anything else), and
+    whether it is the server's ``{"finished": true}``."""
+    try:
+        obj = loads(frame)
+    except JSONDecodeError:
+        return None, False
+    if type(obj) is not dict:
+        return None, False
+    ops = obj.get("JsonPatch")
+    if type(ops) is list:
+        return ops, False
+    return None, obj.get("finished") is True
+
+
 class RawVerifier:
     """Feeds a later connection's raw history into a :class:`RawAlignment`.
 
@@ -459,14 +474,9 @@ class RawVerifier:
         return not self.finished and alignment.released < self.target and not alignment.unaligned
 
     def feed(self, frame: bytes | str) -> None:
-        try:
-            obj = loads(frame)
-        except JSONDecodeError:
-            return
-        ops = obj.get("JsonPatch") if type(obj) is dict else None
-        if type(ops) is not list:
-            if type(obj) is dict and obj.get("finished") is True:
-                self.finished = True
+        ops, finished = _check_frame(frame)
+        if ops is None:
+            self.finished = self.finished or finished
             return
         for op in ops:
             if type(op) is dict and op.get("op") == "add":
@@ -905,14 +915,9 @@ class LogVerifier:
         return not self.finished and max(self.last, default=-1) + 1 < self.target
 
     def feed(self, frame: bytes | str) -> None:
-        try:
-            obj = loads(frame)
-        except JSONDecodeError:
-            return
-        ops = obj.get("JsonPatch") if type(obj) is dict else None
-        if type(ops) is not list:
-            if type(obj) is dict and obj.get("finished") is True:
-                self.finished = True
+        ops, finished = _check_frame(frame)
+        if ops is None:
+            self.finished = self.finished or finished
             return
         self.frames.add(hash(frame))
         for op in ops:
